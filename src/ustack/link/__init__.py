@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: MIT
+"""Link endpoints: tap, channel (in-memory pair), loopback, sniffer, impairment."""

@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: MIT
+"""Helpers for tests and simulations: stacks wired together on a virtual clock."""

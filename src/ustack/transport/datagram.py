@@ -1,0 +1,209 @@
+# SPDX-License-Identifier: MIT
+"""What UDP and ICMP echo endpoints share: binding, connecting, a bounded receive queue,
+ICMP errors turned into socket errors, and readiness for waiters."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ustack.buffer import PacketBuffer
+from ustack.contracts import ControlKind, ControlMessage
+from ustack.demux import Binding
+from ustack.route import Route
+from ustack.waiter import ERROR, READABLE, WRITABLE, WaiterQueue
+from ustack.wire import ethernet
+from ustack.wire.errors import DropReason
+
+if TYPE_CHECKING:
+    from ustack.stack import Stack
+
+DEFAULT_BUFFER = 212992  # Linux net.core.rmem_default / wmem_default
+
+#: RFC 1122 4.1.3.3 (UDP) and Linux: how ICMP errors surface as errno on connected sockets
+CONTROL_ERRNO = {
+    ControlKind.PORT_UNREACHABLE: errno.ECONNREFUSED,
+    ControlKind.PROTOCOL_UNREACHABLE: errno.ENOPROTOOPT,
+    ControlKind.HOST_UNREACHABLE: errno.EHOSTUNREACH,
+    ControlKind.NET_UNREACHABLE: errno.ENETUNREACH,
+    ControlKind.ADMIN_PROHIBITED: errno.EACCES,
+    ControlKind.TTL_EXCEEDED: errno.EHOSTUNREACH,
+    ControlKind.PARAMETER_PROBLEM: errno.EPROTO,
+}
+
+Datagram = tuple[bytes, tuple[bytes, int]]
+
+
+class DatagramEndpoint:
+    """A message endpoint on one transport protocol; subclasses build and parse headers."""
+
+    protocol_number = 0
+    layer = "datagram"
+
+    def __init__(self, stack: Stack, size: int) -> None:
+        self.stack = stack
+        self.size = size
+        self.table = stack.demux[self.protocol_number]
+        self.binding: Binding | None = None
+        self.local_addr = bytes(size)
+        self.local_port = 0
+        self.remote: tuple[bytes, int] | None = None
+        self.route: Route | None = None
+        self.queue: deque[Datagram] = deque()
+        self.queued_bytes = 0
+        self.rcvbuf = DEFAULT_BUFFER
+        self.sndbuf = DEFAULT_BUFFER
+        self.error = 0
+        self.waiters = WaiterQueue()
+        self.closed = False
+        self.reuse = False
+        self.broadcast = False
+        self.ttl = 0
+        self.tos = 0
+        #: when set, datagrams are handed here instead of queued (asyncio transports)
+        self.on_datagram: Callable[[bytes, tuple[bytes, int]], None] | None = None
+        self.on_error: Callable[[int], None] | None = None
+
+    # --- binding and connecting -------------------------------------------------------------
+
+    def bind(self, addr: bytes, port: int) -> None:
+        if self.closed:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        if self.binding is not None:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        if any(addr) and not self.stack.is_local_address(addr) and addr != b"\xff" * 4:
+            raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+        self.binding = self.table.bind(self, self.size, addr, port, self.reuse)
+        self.local_addr = self.binding.local_addr
+        self.local_port = self.binding.local_port
+
+    def ensure_bound(self) -> None:
+        if self.binding is None:
+            self.bind(bytes(self.size), 0)
+
+    def connect(self, addr: bytes, port: int) -> None:
+        if not any(addr) and port == 0:
+            self.disconnect()
+            return
+        local = self.local_addr if any(self.local_addr) else None
+        route = self.stack.find_route(addr, local)
+        self.ensure_bound()
+        assert self.binding is not None
+        self.table.connect(self.binding, route.local_addr, addr, port)
+        self.local_addr = route.local_addr
+        self.remote = (addr, port)
+        self.route = route
+        self.error = 0
+
+    def disconnect(self) -> None:
+        """connect() to AF_UNSPEC: forget the peer, keep the port (Linux semantics)."""
+        if self.binding is None:
+            return
+        port = self.local_port
+        self.table.unbind(self.binding)
+        self.binding = None
+        self.remote = None
+        self.route = None
+        self.binding = self.table.bind(self, self.size, bytes(self.size), port, True)
+        self.local_addr = bytes(self.size)
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def sendto(self, data: bytes, dest: tuple[bytes, int] | None) -> int:
+        if self.closed:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        self._raise_error()
+        if dest is None:
+            if self.remote is None or self.route is None:
+                raise OSError(errno.EDESTADDRREQ, "Destination address required")
+            route, (addr, port) = self.route, self.remote
+        else:
+            addr, port = dest
+            if self.remote is not None and dest == self.remote and self.route is not None:
+                route = self.route
+            else:
+                local = self.local_addr if any(self.local_addr) else None
+                route = self.stack.find_route(addr, local)
+                if route.link_addr == ethernet.BROADCAST and not self.broadcast:
+                    raise OSError(errno.EACCES, "Permission denied")  # needs SO_BROADCAST
+        self.ensure_bound()
+        self.send_datagram(route, data, port)
+        return len(data)
+
+    def send_datagram(self, route: Route, data: bytes, port: int) -> None:
+        raise NotImplementedError
+
+    def handle_packet(self, pkt: PacketBuffer) -> None:
+        raise NotImplementedError
+
+    # --- receiving ------------------------------------------------------------------------------
+
+    def deliver(self, data: bytes, source: tuple[bytes, int]) -> None:
+        if self.on_datagram is not None:
+            self.on_datagram(data, source)
+            return
+        if self.queued_bytes + len(data) > self.rcvbuf:
+            self.stack.stats.drop(self.layer, DropReason.RCVBUF_FULL)
+            return
+        self.queue.append((data, source))
+        self.queued_bytes += len(data)
+        self.waiters.notify(READABLE)
+
+    def recvfrom(self, peek: bool = False) -> Datagram:
+        """The next datagram; raises BlockingIOError when there is none."""
+        if self.queue:
+            item = self.queue[0] if peek else self.queue.popleft()
+            if not peek:
+                self.queued_bytes -= len(item[0])
+            return item
+        self._raise_error()
+        if self.closed:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    def handle_control(self, error: ControlMessage, pkt: PacketBuffer) -> None:
+        """Only connected endpoints hear about ICMP errors (Linux without IP_RECVERR)."""
+        if self.remote is None or error.remote_addr != self.remote[0]:
+            self.stack.stats.count(f"{self.layer}.icmp_error_ignored")
+            return
+        code = CONTROL_ERRNO.get(error.kind)
+        if code is None:
+            return
+        self.error = code
+        self.stack.stats.count(f"{self.layer}.icmp_error")
+        if self.on_error is not None:
+            self.on_error(code)
+        self.waiters.notify(ERROR)
+
+    def _raise_error(self) -> None:
+        if self.error:
+            code, self.error = self.error, 0
+            raise OSError(code, os.strerror(code))
+
+    def take_error(self) -> int:
+        code, self.error = self.error, 0
+        return code
+
+    def readiness(self) -> int:
+        mask = WRITABLE
+        if self.queue or self.closed:
+            mask |= READABLE
+        if self.error:
+            mask |= ERROR
+        return mask
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.binding is not None:
+            self.table.unbind(self.binding)
+            self.binding = None
+        self.queue.clear()
+        self.queued_bytes = 0
+        self.waiters.notify(READABLE | WRITABLE)
+        self.waiters.clear()
+
