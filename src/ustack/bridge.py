@@ -48,6 +48,10 @@ def call_in_loop(clock: Clock, fn: Callable[..., T], *args: Any) -> T:
     return pending.result  # type: ignore[return-value]
 
 
+def _nonempty(items: list[int]) -> Callable[[], bool]:
+    return lambda: bool(items)
+
+
 def timeout_error() -> TimeoutError:
     return TimeoutError(errno.ETIMEDOUT, "timed out")
 
@@ -80,7 +84,7 @@ def _wait_same_thread(clock: Clock, attempt: Callable[[], T], waiters: WaiterQue
         woke: list[int] = []
         waiter = waiters.add(mask, woke.append)
         remaining = None if deadline is None else max(0.0, deadline - clock.now())
-        ok = clock.wait_until(lambda: bool(woke), remaining)
+        ok = clock.wait_until(_nonempty(woke), remaining)
         waiters.remove(waiter)
         if not ok:
             raise timeout_error()

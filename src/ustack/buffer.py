@@ -29,7 +29,7 @@ class PacketBuffer:
         # metadata filled in by the layers
         "nic", "network_protocol", "transport_protocol", "src_link", "dst_link",
         "src_addr", "dst_addr", "ttl", "tos", "network_offset", "transport_offset",
-        "checksum_verified", "csum_partial", "gso_size", "link_multicast",
+        "checksum_verified", "csum_partial", "gso_size", "link_multicast", "transport_header",
     )
 
     def __init__(self, headroom: int = 0, payload: Buffer = EMPTY) -> None:
@@ -57,6 +57,8 @@ class PacketBuffer:
         #: outbound: segment size for a GSO super-packet, 0 when not one
         self.gso_size = 0
         self.link_multicast = False
+        #: inbound: the transport header as parsed by the protocol before demux
+        self.transport_header: object = None
 
     # --- outbound -----------------------------------------------------------------------
 

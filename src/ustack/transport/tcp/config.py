@@ -1,0 +1,52 @@
+# SPDX-License-Identifier: MIT
+"""Stack-wide TCP settings: the knobs Linux keeps in net.ipv4.tcp_* and FreeBSD in
+net.inet.tcp.*. Sockets copy what they need at creation; socket options override."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TCPConfig:
+    # RFC 6298 and Linux's bounds
+    initial_rto: float = 1.0
+    min_rto: float = 0.2
+    max_rto: float = 120.0
+    clock_granularity: float = 0.001
+    syn_retries: int = 6  # ~127 s of SYN retransmissions, as Linux
+    synack_retries: int = 5
+    retries2: int = 15  # data retransmissions before giving up (Linux tcp_retries2)
+    # delayed ACKs (RFC 1122 4.2.3.2: at most 500 ms, every second full segment)
+    delayed_ack: float = 0.04
+    delayed_ack_segments: int = 2
+    quickack_segments: int = 16  # ACK at once at the start of a connection
+    # TIME-WAIT: 2*MSL, and how long an orphaned FIN-WAIT-2 lives
+    msl: float = 30.0
+    fin_timeout: float = 60.0
+    # keepalive (RFC 1122 4.2.3.6; Linux defaults)
+    keepalive_idle: float = 7200.0
+    keepalive_interval: float = 75.0
+    keepalive_count: int = 9
+    # options (RFC 7323, RFC 2018)
+    window_scaling: bool = True
+    timestamps: bool = True
+    sack: bool = True
+    dsack: bool = True
+    # buffers
+    rcvbuf: int = 131072
+    rcvbuf_max: int = 6 * 1024 * 1024
+    sndbuf: int = 262144
+    sndbuf_max: int = 4 * 1024 * 1024
+    moderate_rcvbuf: bool = True
+    # listen queues and SYN cookies ("auto": when the SYN queue is full; "always"; "never")
+    syncookies: str = "auto"
+    max_syn_backlog: int = 256
+    # RFC 5961 challenge ACKs per second (Linux tcp_challenge_ack_limit)
+    challenge_ack_limit: int = 1000
+    rfc5961: bool = True
+    # strategies by name
+    congestion_control: str = "newreno"
+    # the segment layout of SYN options: "linux" or "freebsd"
+    syn_option_order: str = "linux"
+    default_mss: int = 536  # RFC 9293 3.7.1 when the peer sends no MSS option

@@ -1,0 +1,574 @@
+# SPDX-License-Identifier: MIT
+"""A TCP connection endpoint: its state, the user calls of RFC 9293 3.10 (OPEN, SEND,
+RECEIVE, CLOSE, ABORT, STATUS), timers, and teardown.
+
+Segment arrival lives in :mod:`input`, segment emission in :mod:`output`, the
+send and receive sides in :mod:`sender` and :mod:`receiver`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import TYPE_CHECKING
+
+from ustack.buffer import PacketBuffer
+from ustack.contracts import ControlKind, ControlMessage
+from ustack.demux import Binding
+from ustack.route import Route
+from ustack.transport.tcp import input as tcp_input
+from ustack.transport.tcp import output as tcp_output
+from ustack.transport.tcp.config import TCPConfig
+from ustack.transport.tcp.receiver import Receiver
+from ustack.transport.tcp.sender import Sender
+from ustack.transport.tcp.state import RECEIVING, SENDING, State
+from ustack.transport.tcp.timers import TimerSlot
+from ustack.waiter import ERROR, HANGUP, READABLE, WRITABLE, WaiterQueue
+from ustack.wire import tcp as wire
+from ustack.wire.proto import IPProto
+
+if TYPE_CHECKING:
+    from ustack.transport.tcp.listener import Listener
+    from ustack.transport.tcp.protocol import TCPProtocol
+
+IPV4_HEADER = 20
+IPV6_HEADER = 40
+
+
+def _wscale_for(buffer_max: int) -> int:
+    """The smallest shift that lets the window cover the largest receive buffer (<= 14)."""
+    shift = 0
+    while (0xFFFF << shift) < buffer_max and shift < 14:
+        shift += 1
+    return shift
+
+
+class TCPEndpoint:
+    def __init__(self, protocol: TCPProtocol, size: int) -> None:
+        self.protocol = protocol
+        self.stack = protocol.stack
+        self.clock = self.stack.clock
+        self.config: TCPConfig = protocol.config
+        cfg = self.config
+        self.size = size
+        self.state = State.CLOSED
+        self.table = self.stack.demux[IPProto.TCP]
+        self.binding: Binding | None = None
+        self.local_addr = bytes(size)
+        self.local_port = 0
+        self.remote_addr = bytes(size)
+        self.remote_port = 0
+        self.route: Route | None = None
+        self.receiver = Receiver(cfg.rcvbuf, cfg.default_mss, cfg.rcvbuf_max)
+        self.receiver.wscale = _wscale_for(cfg.rcvbuf_max) if cfg.window_scaling else 0
+        self.sender = Sender(self, cfg.default_mss, cfg.sndbuf, cfg.congestion_control)
+        # negotiated at the handshake
+        self.ts_enabled = False
+        self.sack_enabled = False
+        self.ts_recent = 0
+        self.ts_recent_time = 0.0
+        self.ts_offset = self.stack.random.getrandbits(32)
+        self.peer_mss = cfg.default_mss
+        self.peer_syn_options: wire.TCPOptions | None = None
+        self.maxseg = 0  # TCP_MAXSEG: 0 means not set
+        self.rcv_mss = cfg.default_mss
+        # ACK state (output.py)
+        self.ack_pending = False
+        self.ack_now = False
+        self.rcv_unacked = 0
+        self.last_ack_sent = 0
+        self.dsack_pending: tuple[int, int] | None = None
+        self.quickack = cfg.quickack_segments
+        self.delayed_ack = cfg.delayed_ack
+        # socket options
+        self.reuse = False
+        self.keepalive = False
+        self.keepidle = cfg.keepalive_idle
+        self.keepintvl = cfg.keepalive_interval
+        self.keepcnt = cfg.keepalive_count
+        self.linger: int | None = None
+        self.user_timeout = 0.0
+        self.min_rto = cfg.min_rto
+        self.ttl = 0
+        self.tos = 0
+        # lifecycle
+        self.error = 0
+        self.soft_error = 0
+        self.waiters = WaiterQueue()
+        self.user_closed = False
+        self.read_shut = False
+        self.write_shut = False
+        self.listener: Listener | None = None
+        self.parent: Listener | None = None  # set while waiting in an accept queue
+        self.passive = False
+        self.was_connected = False  # reached SYN-SENT or SYN-RECEIVED at some point
+        self.syn_retries = 0
+        self.keepalive_probes = 0
+        self.persist_probes = 0
+        self.last_recv = 0.0
+        self.progress_time = 0.0
+        self.established_at = 0.0
+        self.rto_timer = TimerSlot(self.clock, self.on_rto_timer)
+        self.delack_timer = TimerSlot(self.clock, self.on_delack_timer)
+        self.keepalive_timer = TimerSlot(self.clock, self.on_keepalive_timer)
+        self.persist_timer = TimerSlot(self.clock, self.on_persist_timer)
+        self.wait_timer = TimerSlot(self.clock, self.on_wait_timer)
+
+    def __repr__(self) -> str:
+        return f"<TCPEndpoint {self.state.label} :{self.local_port} -> :{self.remote_port}>"
+
+    # --- sizes ---------------------------------------------------------------------------------
+
+    def network_header_length(self) -> int:
+        return IPV4_HEADER if self.size == 4 else IPV6_HEADER
+
+    def advertised_mss(self) -> int:
+        """RFC 9293 3.7.1: the MTU of the route minus fixed IP and TCP headers."""
+        mtu = self.route.nic.link.mtu if self.route is not None else 1500
+        mss = mtu - self.network_header_length() - wire.MIN_HEADER_LEN
+        if self.maxseg:
+            mss = min(mss, self.maxseg)
+        return max(min(mss, 0xFFFF), 64)
+
+    def update_send_mss(self) -> None:
+        """Payload per segment: peer's MSS and our path MTU, less the options we always send."""
+        path = self.advertised_mss()
+        if self.route is not None:
+            pmtu = self.route.net_ep.path_mtu(self.remote_addr)  # type: ignore[attr-defined]
+            path = min(path, pmtu - self.network_header_length() - wire.MIN_HEADER_LEN)
+        mss = min(self.peer_mss, path) - self.standard_option_length
+        self.sender.set_mss(mss)
+        self.rcv_mss = min(self.rcv_mss, self.advertised_mss())
+
+    # --- segments in and out (input.py, output.py) ----------------------------------------
+
+    def handle_packet(self, pkt: PacketBuffer) -> None:
+        tcp_input.handle_packet(self, pkt)
+
+    def synchronized_input(self, seg: tcp_input.Segment) -> None:
+        tcp_input.synchronized(self, seg)
+        tcp_output.flush_ack(self)
+
+    def emit(self, seq: int, flags: int, payload: memoryview | bytes = b"",
+             options: bytes = b"", gso_size: int = 0) -> None:
+        tcp_output.emit(self, seq, flags, payload, options, gso_size)
+
+    def emit_data(self, seq: int, payload: memoryview | bytes, fin: bool, options: bytes,
+                  gso_size: int) -> None:
+        tcp_output.emit_data(self, seq, payload, fin, options, gso_size)
+
+    def data_options(self) -> bytes:
+        return tcp_output.data_options(self)
+
+    def ts_now(self) -> int:
+        return tcp_output.ts_now(self)
+
+    @property
+    def standard_option_length(self) -> int:
+        return tcp_output.standard_option_length(self)
+
+    def send_ack(self) -> None:
+        tcp_output.send_ack(self)
+
+    def send_syn(self) -> None:
+        tcp_output.send_syn(self)
+
+    def send_synack(self) -> None:
+        tcp_output.send_synack(self)
+
+    def send_rst(self) -> None:
+        tcp_output.send_rst(self)
+
+    def send_challenge_ack(self) -> None:
+        tcp_output.send_challenge_ack(self)
+
+    def schedule_ack(self, now: bool) -> None:
+        tcp_output.schedule_ack(self, now)
+
+    def flush_ack(self) -> None:
+        tcp_output.flush_ack(self)
+
+    def on_delack_timer(self) -> None:
+        tcp_output.on_delack_timer(self)
+
+    @staticmethod
+    def table_ports(pkt: PacketBuffer) -> tuple[int, int]:
+        """(source port, destination port) of a packet the protocol parsed."""
+        hdr: wire.TCPHeader = pkt.transport_header  # type: ignore[assignment]
+        return hdr.src_port, hdr.dst_port
+
+    # --- binding ---------------------------------------------------------------------------
+
+    def bind(self, addr: bytes, port: int) -> None:
+        if self.binding is not None or self.state is not State.CLOSED:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        if any(addr) and not self.stack.is_local_address(addr):
+            nic = next(iter(self.stack.nics.values()), None)
+            if nic is None or not nic.spoofing:
+                raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+        self.binding = self.table.bind(self, self.size, addr, port, self.reuse)
+        self.local_addr = self.binding.local_addr
+        self.local_port = self.binding.local_port
+
+    def listen(self, backlog: int) -> None:
+        from ustack.transport.tcp.listener import Listener
+
+        if self.state is State.LISTEN and self.listener is not None:
+            self.listener.backlog = max(backlog, 0)
+            return
+        if self.state is not State.CLOSED:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        if self.binding is None:
+            self.bind(bytes(self.size), 0)
+        self.listener = Listener(self, max(backlog, 0))
+        self.state = State.LISTEN
+
+    # --- OPEN ------------------------------------------------------------------------------
+
+    def connect(self, addr: bytes, port: int) -> None:
+        """Active OPEN (RFC 9293 3.10.1): choose the route and ISN, send SYN."""
+        if self.state is State.SYN_SENT:
+            raise BlockingIOError(errno.EALREADY, "Operation already in progress")
+        if self.state is not State.CLOSED:
+            raise OSError(errno.EISCONN, "Transport endpoint is already connected")
+        if port == 0 or not any(addr):
+            raise OSError(errno.ECONNREFUSED, "Connection refused")
+        local = self.local_addr if any(self.local_addr) else None
+        route = self.stack.find_route(addr, local)
+        if self.binding is None:
+            self.binding = self.table.bind(self, self.size, bytes(self.size), 0, self.reuse)
+            self.local_port = self.binding.local_port
+        self.table.connect(self.binding, route.local_addr, addr, port)
+        self.route = route
+        self.local_addr = route.local_addr
+        self.remote_addr, self.remote_port = addr, port
+        self._start_connection(self.protocol.isn(self.local_addr, self.local_port, addr, port))
+        self.state = State.SYN_SENT
+        self.stack.stats.count("tcp.active_opens")
+        self.send_syn()
+        self.rto_timer.set(self.config.initial_rto)
+
+    def _start_connection(self, iss: int) -> None:
+        self.sender.init(iss)
+        self.sender.gso = self._route_gso()
+        self.error = 0
+        self.was_connected = True
+        self.progress_time = self.clock.now()
+        self.protocol.connections.add(self)
+
+    def _route_gso(self) -> bool:
+        from ustack.contracts import LinkCapabilities
+
+        if self.route is None or self.route.is_local:
+            return False
+        caps = self.route.nic.link.capabilities
+        return bool(caps & LinkCapabilities.GSO and caps & LinkCapabilities.TX_CHECKSUM_OFFLOAD)
+
+    def negotiate(self, peer: wire.TCPOptions) -> None:
+        """Settle the options both SYNs offered (RFC 7323 1.3, 2.2; RFC 2018 2; RFC 9293 3.7.1)."""
+        cfg = self.config
+        self.peer_mss = peer.mss if peer.mss else cfg.default_mss
+        if cfg.window_scaling and peer.wscale is not None:
+            self.sender.wscale = min(peer.wscale, 14)  # RFC 7323 2.3: cap at 14
+        else:
+            self.sender.wscale = 0
+            self.receiver.wscale = 0
+        self.sack_enabled = cfg.sack and peer.sack_permitted
+        self.ts_enabled = cfg.timestamps and peer.timestamp is not None
+        if self.ts_enabled and peer.timestamp is not None:
+            self.ts_recent = peer.timestamp[0]
+            self.ts_recent_time = self.clock.now()
+        self.sender.use_sack(self.sack_enabled)
+        self.update_send_mss()
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    def established(self) -> bool:
+        """The handshake completed; False if a full accept queue sent us back to half-open."""
+        self.state = State.ESTABLISHED
+        self.established_at = self.clock.now()
+        self.rto_timer.cancel()
+        self.sender.backoffs = 0
+        self.syn_retries = 0
+        self.last_recv = self.clock.now()
+        if self.keepalive:
+            self.keepalive_timer.set(self.keepidle)
+        self.stack.stats.count("tcp.established")
+        if self.parent is not None and not self.parent.child_established(self):
+            return False
+        self.waiters.notify(WRITABLE)
+        return True
+
+    # --- SEND / RECEIVE ----------------------------------------------------------------------
+
+    def send(self, data: bytes) -> int:
+        """Queue data; raises BlockingIOError when the buffer is full, EPIPE after shutdown."""
+        if self.error:
+            raise self._take_error()
+        if self.write_shut or self.state not in SENDING:
+            if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+                raise BlockingIOError(errno.EAGAIN, "connection not yet established")
+            if self.state in (State.CLOSED, State.LISTEN) and not self.write_shut:
+                raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+        taken = self.sender.write(data)
+        if taken == 0:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        self.sender.output()
+        self.flush_ack()
+        return taken
+
+    def recv(self, limit: int, peek: bool = False) -> bytes:
+        """Read buffered data; b"" at end of stream; BlockingIOError when nothing yet."""
+        r = self.receiver
+        if r.buffered:
+            before = r.window(scaled=False) if not peek else 0
+            data = r.read(limit, peek)
+            if not peek:
+                self._after_read(before)
+            return data
+        if self.error:
+            raise self._take_error()
+        if r.fin_received or self.read_shut:
+            return b""
+        if self.state is State.CLOSED and self.was_connected:
+            return b""
+        if self.state in (State.CLOSED, State.LISTEN):
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    def _after_read(self, window_before: int) -> None:
+        """Send a window update when reading opened the window enough (RFC 9293 3.8.6.2.2)."""
+        r = self.receiver
+        if self.config.moderate_rcvbuf:
+            r.autotune(self.clock.now(), self.sender.rtt.srtt)
+        if self.state not in RECEIVING or self.route is None:
+            return
+        free = r.rcvbuf - r.buffered
+        if free - (r.rcv_adv - r.rcv_nxt) >= min(r.rcvbuf // 2, 2 * self.rcv_mss):
+            self.send_ack()
+
+    # --- CLOSE / ABORT -------------------------------------------------------------------------
+
+    def shutdown(self, how: int) -> None:
+        if self.state is State.CLOSED and not self.was_connected:
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+        if how in (0, 2):
+            self.read_shut = True
+            self.waiters.notify(READABLE)
+        if how in (1, 2) and not self.write_shut:
+            self.write_shut = True
+            self._queue_fin()
+
+    def _queue_fin(self) -> None:
+        """CLOSE (RFC 9293 3.10.4): send FIN after the queued data."""
+        if self.state in (State.ESTABLISHED, State.SYN_RECEIVED):
+            self.state = State.FIN_WAIT_1
+        elif self.state is State.CLOSE_WAIT:
+            self.state = State.LAST_ACK
+        elif self.state is State.SYN_SENT:
+            self.terminate(0)
+            return
+        else:
+            return
+        self.sender.fin_queued = True
+        self.sender.output()
+
+    def close(self) -> None:
+        """The socket is closed by the application; the connection may live on (orphaned)."""
+        if self.user_closed:
+            return
+        self.user_closed = True
+        self.read_shut = True
+        if self.state is State.LISTEN:
+            assert self.listener is not None
+            self.listener.close()
+            self.terminate(0)
+            return
+        if self.state in (State.CLOSED, State.SYN_SENT):
+            self.terminate(0)
+            return
+        if self.linger == 0 or self.receiver.buffered:
+            # SO_LINGER 0, or unread data (RFC 2525 2.17): abort with RST.
+            self.abort()
+            return
+        if not self.write_shut:
+            self.write_shut = True
+            self._queue_fin()
+        if self.state is State.FIN_WAIT_2:
+            self.wait_timer.set(self.config.fin_timeout)
+
+    def abort(self, error: int = 0) -> None:
+        """ABORT: RST if synchronized, then CLOSED (RFC 9293 3.10.5)."""
+        if self.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
+                          State.FIN_WAIT_2, State.CLOSE_WAIT):
+            self.send_rst()
+            self.stack.stats.count("tcp.aborts")
+        self.terminate(error)
+
+    def terminate(self, error: int) -> None:
+        """Enter CLOSED: stop timers, leave the demux, wake everyone."""
+        if error:
+            self.error = error
+        previous = self.state
+        self.state = State.CLOSED
+        for timer in (self.rto_timer, self.delack_timer, self.keepalive_timer,
+                      self.persist_timer, self.wait_timer):
+            timer.stop()
+        if self.binding is not None:
+            self.table.unbind(self.binding)
+            self.binding = None
+        self.protocol.connections.discard(self)
+        if self.parent is not None:
+            self.parent.child_closed(self)
+        if previous is not State.CLOSED:
+            self.waiters.notify(READABLE | WRITABLE | HANGUP | (ERROR if self.error else 0))
+
+    def _take_error(self) -> OSError:
+        code, self.error = self.error, 0
+        if code == errno.ECONNRESET:
+            return ConnectionResetError(code, os.strerror(code))
+        if code == errno.ECONNREFUSED:
+            return ConnectionRefusedError(code, os.strerror(code))
+        if code == errno.ETIMEDOUT:
+            return TimeoutError(code, os.strerror(code))
+        return OSError(code, os.strerror(code))
+
+    def take_error(self) -> int:
+        code, self.error = self.error, 0
+        return code or self.soft_error
+
+    # --- readiness ------------------------------------------------------------------------------
+
+    def readiness(self) -> int:
+        mask = 0
+        state = self.state
+        if state is State.LISTEN:
+            return READABLE if self.listener is not None and self.listener.ready() else 0
+        if self.receiver.buffered or self.receiver.fin_received or self.read_shut:
+            mask |= READABLE
+        if state in SENDING and self.sender.free_space() > 0:
+            mask |= WRITABLE
+        if self.error:
+            mask |= ERROR | READABLE | WRITABLE
+        if state is State.CLOSED and self.was_connected:
+            mask |= HANGUP | READABLE | WRITABLE
+        return mask
+
+    def can_send_data(self) -> bool:
+        return self.state in (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1,
+                              State.CLOSING, State.LAST_ACK) and self.route is not None
+
+    # --- timers -------------------------------------------------------------------------------
+
+    def on_rto_timer(self) -> None:
+        state = self.state
+        if state in (State.SYN_SENT, State.SYN_RECEIVED):
+            self._retransmit_syn()
+            return
+        s = self.sender
+        if s.snd_max <= s.snd_una:
+            return
+        limit = self.user_timeout
+        if (limit and self.clock.now() - self.progress_time >= limit) or \
+                s.backoffs >= self.config.retries2:
+            self.stack.stats.count("tcp.timeouts")
+            self.terminate(self.soft_error or errno.ETIMEDOUT)
+            return
+        s.on_timeout()
+        self.flush_ack()
+
+    def _retransmit_syn(self) -> None:
+        cfg = self.config
+        limit = cfg.syn_retries if self.state is State.SYN_SENT else cfg.synack_retries
+        if self.syn_retries >= limit or (
+                self.user_timeout and self.clock.now() - self.progress_time >= self.user_timeout):
+            self.stack.stats.count("tcp.attempt_fails")
+            self.terminate(self.soft_error or errno.ETIMEDOUT)
+            return
+        self.syn_retries += 1
+        self.sender.retransmits_total += 1
+        self.stack.stats.count("tcp.syn_retransmits")
+        if self.state is State.SYN_SENT:
+            self.send_syn()
+        else:
+            self.send_synack()
+        # RFC 6298 5.7: SYN timeouts back off from the initial RTO
+        self.rto_timer.set(min(cfg.initial_rto * (1 << self.syn_retries), cfg.max_rto))
+
+    def on_keepalive_timer(self) -> None:
+        """RFC 1122 4.2.3.6: probe an idle connection; give up after keepcnt silences."""
+        if not self.keepalive or self.state not in (State.ESTABLISHED, State.CLOSE_WAIT,
+                                                    State.FIN_WAIT_2):
+            return
+        idle = self.clock.now() - self.last_recv
+        if idle < self.keepidle and self.keepalive_probes == 0:
+            self.keepalive_timer.set(self.keepidle - idle)
+            return
+        if self.keepalive_probes >= self.keepcnt:
+            self.stack.stats.count("tcp.keepalive_timeouts")
+            self.terminate(errno.ETIMEDOUT)
+            return
+        self.keepalive_probes += 1
+        self.stack.stats.count("tcp.keepalive_probes")
+        self.emit(self.sender.snd_una - 1, wire.ACK, b"", self.data_options())
+        self.keepalive_timer.set(self.keepintvl)
+
+    def arm_persist(self) -> None:
+        if not self.persist_timer.armed and self.sender.flight == 0:
+            self.persist_timer.set(self.sender.current_rto())
+
+    def on_persist_timer(self) -> None:
+        """RFC 9293 3.8.6.1: probe a zero window (seq snd_una-1 draws an ACK with the window)."""
+        s = self.sender
+        if not self.can_send_data() or s.unsent <= 0:
+            return
+        if s.snd_wnd > 0:
+            s.output()
+            return
+        self.persist_probes += 1
+        if self.persist_probes > self.config.retries2 and self.clock.now() - self.last_recv > \
+                self.config.max_rto * 2:
+            self.terminate(errno.ETIMEDOUT)
+            return
+        self.stack.stats.count("tcp.window_probes")
+        self.emit(s.snd_una - 1, wire.ACK, b"", self.data_options())
+        rto = min(s.rtt.rto * (1 << min(self.persist_probes, 10)), self.config.max_rto)
+        self.persist_timer.set(rto)
+
+    def on_wait_timer(self) -> None:
+        """TIME-WAIT's 2*MSL ended, or an orphaned FIN-WAIT-2 timed out."""
+        if self.state in (State.TIME_WAIT, State.FIN_WAIT_2):
+            self.terminate(0)
+
+    def enter_time_wait(self) -> None:
+        self.state = State.TIME_WAIT
+        for timer in (self.rto_timer, self.keepalive_timer, self.persist_timer):
+            timer.cancel()
+        self.wait_timer.set(2 * self.config.msl)
+        self.waiters.notify(READABLE | HANGUP)
+
+    # --- ICMP -----------------------------------------------------------------------------------
+
+    def handle_control(self, error: ControlMessage, pkt: PacketBuffer) -> None:
+        """RFC 1122 4.2.3.9 and RFC 5927: hard errors abort a connecting socket; others are
+        soft errors reported if the connection later times out; PMTU updates the MSS."""
+        kind = error.kind
+        if kind is ControlKind.PACKET_TOO_BIG:
+            before = self.sender.mss
+            self.update_send_mss()
+            if self.sender.mss < before:
+                self.stack.stats.count("tcp.pmtu_reductions")
+                for seg in self.sender.sendmap:
+                    self.sender.sendmap.mark_lost(seg)
+                self.sender.output()
+            return
+        if self.state is State.SYN_SENT and kind in (ControlKind.PORT_UNREACHABLE,
+                                                     ControlKind.PROTOCOL_UNREACHABLE):
+            self.terminate(errno.ECONNREFUSED)
+            return
+        from ustack.transport.datagram import CONTROL_ERRNO
+
+        self.soft_error = CONTROL_ERRNO.get(kind, errno.EHOSTUNREACH)

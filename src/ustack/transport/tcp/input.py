@@ -1,0 +1,289 @@
+# SPDX-License-Identifier: MIT
+"""SEGMENT ARRIVES (RFC 9293 3.10.7) for an endpoint, with PAWS (RFC 7323 5),
+RFC 5961's blind-attack mitigations and RFC 1337's TIME-WAIT protection."""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from ustack.buffer import PacketBuffer
+from ustack.transport.tcp import rto
+from ustack.transport.tcp.segment import ACK, FIN, RST, SYN, Segment
+
+__all__ = ["Segment", "handle_packet", "synchronized"]
+from ustack.transport.tcp.seqnum import lt, unwrap
+from ustack.transport.tcp.state import RECEIVING, State
+from ustack.waiter import READABLE, WRITABLE
+from ustack.wire.errors import DropReason
+
+if TYPE_CHECKING:
+    from ustack.transport.tcp.endpoint import TCPEndpoint
+
+PAWS_IDLE = 24 * 24 * 3600.0  # RFC 7323 5.5: ts_recent is invalid after 24 days idle
+
+
+
+def handle_packet(ep: TCPEndpoint, pkt: PacketBuffer) -> None:
+    """An endpoint's inbound segment, by state."""
+    try:
+        seg = Segment.from_packet(pkt)
+    except Exception:  # option parse errors: ParseError
+        ep.stack.stats.drop("tcp", DropReason.BAD_OPTION)
+        return
+    ep.stack.stats.counters["tcp.in_segs"] += 1
+    state = ep.state
+    if state is State.LISTEN:
+        assert ep.listener is not None
+        ep.listener.on_segment(seg, pkt)
+    elif state is State.SYN_SENT:
+        _syn_sent(ep, seg)
+    elif state is not State.CLOSED:
+        synchronized(ep, seg)
+    ep.flush_ack()
+
+# --- SYN-SENT (RFC 9293 3.10.7.3) -----------------------------------------------------------
+
+def _syn_sent(ep: TCPEndpoint, seg: Segment) -> None:
+    s = ep.sender
+    flags = seg.flags
+    if flags & ACK:
+        ack = unwrap(seg.ack, s.snd_una)
+        if ack <= s.iss or ack > s.snd_max:
+            if not flags & RST:
+                ep.protocol.send_reset_for(ep, seg)
+            ep.stack.stats.drop("tcp", DropReason.BAD_SEGMENT)
+            return
+    if flags & RST:
+        if flags & ACK:  # RFC 5961 3.2: only with an acceptable ACK
+            ep.stack.stats.count("tcp.connection_refused")
+            ep.terminate(errno.ECONNREFUSED)
+        return
+    if not flags & SYN:
+        return
+    ep.receiver.init(seg.seq)
+    ep.negotiate(seg.options)
+    ep.peer_syn_options = seg.options
+    s.snd_wnd = seg.window  # RFC 7323 2.2: never scaled in a SYN
+    s.snd_wl1 = ep.receiver.irs
+    s.snd_wl2 = s.iss
+    s.max_snd_wnd = seg.window
+    if flags & ACK:
+        s.snd_una = s.snd_nxt = s.snd_max = s.iss + 1
+        rtt_from_syn(ep, seg)
+        ep.established()
+        ep.schedule_ack(now=True)
+        if seg.data or flags & FIN:
+            _receive_data(ep, seg, ep.receiver.irs + 1)
+        s.output()
+    else:
+        # Simultaneous open (RFC 9293 3.5, figure 8).
+        ep.state = State.SYN_RECEIVED
+        ep.send_synack()
+        ep.rto_timer.set(ep.config.initial_rto)
+
+def rtt_from_syn(ep: TCPEndpoint, seg: Segment) -> bool:
+    """RFC 6298 2.2: a SYN exchange that was not retransmitted gives the first sample."""
+    if ep.syn_retries:
+        return False
+    sample = ep.clock.now() - ep.progress_time
+    if sample > 0:
+        s = ep.sender
+        s.rtt = rto.sample(s.rtt, sample, ep.config.clock_granularity, ep.min_rto,
+                           ep.config.max_rto)
+    return True
+
+# --- everything after (RFC 9293 3.10.7.4) --------------------------------------------------
+
+def _acceptable(ep: TCPEndpoint, seq: int, length: int) -> bool:
+    """The four cases of the acceptability test, against the window we advertised."""
+    r = ep.receiver
+    wnd = max(r.rcv_adv - r.rcv_nxt, 0)
+    nxt = r.rcv_nxt
+    if length == 0:
+        return seq == nxt if wnd == 0 else nxt <= seq < nxt + wnd
+    if wnd == 0:
+        return False
+    return nxt <= seq < nxt + wnd or nxt <= seq + length - 1 < nxt + wnd
+
+def synchronized(ep: TCPEndpoint, seg: Segment) -> None:
+    r = ep.receiver
+    s = ep.sender
+    stats = ep.stack.stats
+    flags = seg.flags
+    seq = unwrap(seg.seq, r.rcv_nxt)
+    length = seg.length
+    now = ep.clock.now()
+    ep.last_recv = now
+    ep.keepalive_probes = 0
+    ts = seg.options.timestamp if ep.ts_enabled else None
+    # RFC 7323 5.3 R1: PAWS rejects old duplicates by their timestamp.
+    if ts is not None and not flags & RST and lt(ts[0], ep.ts_recent) and \
+            now - ep.ts_recent_time < PAWS_IDLE:
+        stats.drop("tcp", DropReason.OUT_OF_WINDOW)
+        stats.count("tcp.paws_rejected")
+        ep.schedule_ack(now=True)
+        return
+    if not _acceptable(ep, seq, length):
+        if ep.state is State.SYN_RECEIVED and flags & SYN and seq == r.irs:
+            ep.send_synack()  # the peer did not see our SYN-ACK
+            return
+        stats.drop("tcp", DropReason.OUT_OF_WINDOW)
+        if flags & RST:
+            return
+        if ep.state is State.TIME_WAIT and flags & SYN and _time_wait_reuse(ep, seq, ts):
+            return
+        if length and seq + length <= r.rcv_nxt and ep.config.dsack and ep.sack_enabled:
+            ep.dsack_pending = (seq, seq + len(seg.data))  # RFC 2883 a duplicate
+        ep.schedule_ack(now=True)
+        return
+    if flags & RST:
+        _on_reset(ep, seq)
+        return
+    if flags & SYN:
+        if ep.state is State.SYN_RECEIVED and seq == r.irs:
+            ep.send_synack()
+            return
+        # RFC 5961 4.2: any SYN in a synchronized state draws a challenge ACK.
+        ep.send_challenge_ack()
+        return
+    if not flags & ACK:
+        stats.drop("tcp", DropReason.BAD_SEGMENT)
+        return
+    if ts is not None and seq <= ep.last_ack_sent:  # RFC 7323 4.3 (2)
+        ep.ts_recent = ts[0]
+        ep.ts_recent_time = now
+    ack = unwrap(seg.ack, s.snd_una)
+    if ep.state is State.SYN_RECEIVED:
+        if not s.snd_una < ack <= s.snd_max:
+            ep.protocol.send_reset_for(ep, seg)
+            return
+        s.snd_una = s.iss + 1
+        s.snd_wnd = seg.window << s.wscale
+        s.snd_wl1, s.snd_wl2 = seq, ack
+        s.max_snd_wnd = s.snd_wnd
+        rtt_from_syn(ep, seg)
+        if not ep.established():
+            return  # the listener's accept queue is full: stay half-open
+    if not _process_ack(ep, seg, seq, ack, ts) or ep.closed:
+        return
+    if seg.data or flags & FIN:
+        _receive_data(ep, seg, seq)
+    if not ep.closed:
+        s.output()
+
+def _on_reset(ep: TCPEndpoint, seq: int) -> None:
+    """RFC 5961 3.2: reset only on an exact match; in-window RSTs get a challenge ACK."""
+    if seq != ep.receiver.rcv_nxt and ep.config.rfc5961:
+        ep.send_challenge_ack()
+        return
+    state = ep.state
+    stats = ep.stack.stats
+    if state is State.TIME_WAIT:
+        stats.count("tcp.rfc1337_rst_ignored")  # RFC 1337: TIME-WAIT assassination
+        return
+    stats.count("tcp.resets_received")
+    if state is State.SYN_RECEIVED:
+        ep.terminate(errno.ECONNREFUSED if not ep.passive else 0)
+    elif state in (State.CLOSING, State.LAST_ACK):
+        ep.terminate(0)
+    else:
+        ep.terminate(errno.ECONNRESET)
+
+def _time_wait_reuse(ep: TCPEndpoint, seq: int, ts: tuple[int, int] | None) -> bool:
+    """A new SYN for a TIME-WAIT 4-tuple (RFC 6191): allowed if it is clearly newer."""
+    newer = seq > ep.receiver.rcv_nxt or (ts is not None and lt(ep.ts_recent, ts[0]))
+    if not newer:
+        return False
+    ep.stack.stats.count("tcp.time_wait_recycled")
+    ep.terminate(0)
+    return False  # let the sender retransmit the SYN to the listener
+
+def _process_ack(ep: TCPEndpoint, seg: Segment, seq: int, ack: int,
+                 ts: tuple[int, int] | None) -> bool:
+    """The fifth check of 3.10.7.4; returns False when the segment is to be dropped."""
+    s = ep.sender
+    stats = ep.stack.stats
+    if ack > s.snd_max or (ep.config.rfc5961 and ack < s.snd_una - s.max_snd_wnd):
+        # RFC 5961 5.2 (and RFC 9293: an ACK for data never sent gets an ACK back).
+        stats.count("tcp.bad_ack")
+        ep.send_challenge_ack()
+        return False
+    if ack < s.snd_una:
+        return True  # an old duplicate ACK: ignore it, but take the data
+    blocks: list[tuple[int, int]] = []
+    if ep.sack_enabled and seg.options.sack_blocks:
+        for left, right in seg.options.sack_blocks:
+            lo, hi = unwrap(left, s.snd_una), unwrap(right, s.snd_una)
+            if s.snd_una < hi <= s.snd_max and lo < hi:
+                blocks.append((max(lo, s.snd_una), hi))
+    dupack = not seg.data and not seg.flags & (SYN | FIN) and ack == s.snd_una and (
+        (seg.window << s.wscale) == s.snd_wnd or bool(blocks))
+    ts_rtt = 0.0
+    if ts is not None and ts[1]:
+        ts_rtt = ((ep.ts_now() - ts[1]) & 0xFFFFFFFF) / 1000.0
+        if ts_rtt > 3600:
+            ts_rtt = 0.0
+    acked = s.on_ack(ack, seg.window << s.wscale, seq, blocks, dupack, ts_rtt)
+    if acked:
+        ep.progress_time = ep.clock.now()
+        ep.persist_probes = 0
+        ep.persist_timer.cancel()
+    if s.snd_wnd and ep.persist_timer.armed:
+        ep.persist_timer.cancel()
+    fin_acked = s.fin_seq is not None and ack > s.fin_seq
+    state = ep.state
+    if fin_acked:
+        if state is State.FIN_WAIT_1:
+            ep.state = State.FIN_WAIT_2
+            if ep.user_closed:
+                ep.wait_timer.set(ep.config.fin_timeout)
+        elif state is State.CLOSING:
+            ep.enter_time_wait()
+        elif state is State.LAST_ACK:
+            ep.terminate(0)
+            return False
+    if acked and s.free_space() > 0:
+        ep.waiters.notify(WRITABLE)
+    if ep.state is State.TIME_WAIT and seg.flags & FIN:
+        ep.schedule_ack(now=True)  # a retransmitted FIN: ACK it, restart 2*MSL
+        ep.wait_timer.set(2 * ep.config.msl)
+        return False
+    return True
+
+def _receive_data(ep: TCPEndpoint, seg: Segment, seq: int) -> None:
+    """Steps six to eight: queue data, schedule the ACK, act on the FIN."""
+    state = ep.state
+    if state not in RECEIVING:
+        return  # RFC 9293: a FIN was already received; ignore segment text
+    if ep.user_closed and ep.read_shut and seg.data:
+        # Data for a socket nobody will read (RFC 9293 3.10.7.4 step seven note, Linux).
+        ep.stack.stats.count("tcp.data_after_close")
+        ep.abort(0)
+        return
+    r = ep.receiver
+    fin = bool(seg.flags & FIN)
+    if seg.data:
+        ep.rcv_mss = max(ep.rcv_mss, min(len(seg.data), ep.advertised_mss()))
+    got = r.receive(seq, seg.data, fin)
+    if got.duplicate is not None and ep.sack_enabled and ep.config.dsack:
+        ep.dsack_pending = got.duplicate
+    ep.rcv_unacked += got.in_order
+    immediate = got.out_of_order or got.filled_hole or got.duplicate is not None or \
+        got.fin or r.has_out_of_order() or len(seg.data) > 2 * ep.rcv_mss
+    if seg.data or fin:
+        ep.schedule_ack(now=immediate)
+    if got.in_order or got.fin:
+        ep.waiters.notify(READABLE)
+    if got.fin:
+        ep.stack.stats.count("tcp.fin_received")
+        if state is State.ESTABLISHED:
+            ep.state = State.CLOSE_WAIT
+        elif state is State.FIN_WAIT_1:
+            s = ep.sender
+            if s.fin_seq is not None and s.snd_una > s.fin_seq:
+                ep.enter_time_wait()
+            else:
+                ep.state = State.CLOSING
+        elif state is State.FIN_WAIT_2:
+            ep.enter_time_wait()

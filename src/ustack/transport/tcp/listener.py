@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: MIT
+"""A listening endpoint's queues: half-open children (the SYN queue), established
+ones awaiting accept() (the accept queue, bounded by the backlog), and SYN cookies
+when the SYN queue overflows or always (RFC 4987)."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from ustack.buffer import PacketBuffer
+from ustack.transport.tcp.segment import ACK, RST, SYN, Segment
+from ustack.transport.tcp.state import State
+from ustack.transport.tcp.syncookies import MSS_TABLE, SynCookies
+from ustack.waiter import READABLE
+from ustack.wire import tcp as wire
+
+if TYPE_CHECKING:
+    from ustack.transport.tcp.endpoint import TCPEndpoint
+
+#: socket settings a child inherits from its listener
+INHERITED = ("keepalive", "keepidle", "keepintvl", "keepcnt", "linger",
+             "user_timeout", "maxseg", "ttl", "tos", "min_rto", "delayed_ack")
+
+
+class Listener:
+    def __init__(self, ep: TCPEndpoint, backlog: int) -> None:
+        self.ep = ep
+        self.backlog = backlog
+        self.pending: set[TCPEndpoint] = set()
+        self.accept_queue: deque[TCPEndpoint] = deque()
+        self.overflows = 0
+
+    def ready(self) -> bool:
+        return bool(self.accept_queue)
+
+    def accept(self) -> TCPEndpoint | None:
+        while self.accept_queue:
+            child = self.accept_queue.popleft()
+            child.parent = None
+            if child.state is not State.CLOSED or child.receiver.buffered:
+                return child
+        return None
+
+    def _accept_queue_full(self) -> bool:
+        return len(self.accept_queue) > self.backlog  # Linux: backlog 0 still admits one
+
+    # --- segments for the listening socket (RFC 9293 3.10.7.2) ----------------------------------
+
+    def on_segment(self, seg: Segment, pkt: PacketBuffer) -> None:
+        protocol = self.ep.protocol
+        stats = self.ep.stack.stats
+        flags = seg.flags
+        if flags & RST:
+            return
+        if flags & ACK:
+            if not flags & SYN and self._cookie_ack(seg, pkt):
+                return
+            protocol.reset_unknown(pkt, seg)
+            return
+        if not flags & SYN:
+            return
+        if self._accept_queue_full():
+            self.overflows += 1
+            stats.count("tcp.listen_overflows")
+            return
+        mode = self.ep.config.syncookies
+        if mode == "always" or (mode == "auto" and
+                                len(self.pending) >= self.ep.config.max_syn_backlog):
+            self._send_cookie(seg, pkt)
+            return
+        self._new_child(seg, pkt)
+
+    def _new_child(self, seg: Segment, pkt: PacketBuffer, iss: int | None = None,
+                   ) -> TCPEndpoint | None:
+        """A half-open child in SYN-RECEIVED. With ``iss`` (a SYN cookie) it is being
+        recreated from the final ACK: no SYN-ACK is sent."""
+        from ustack.transport.tcp.endpoint import TCPEndpoint
+
+        parent = self.ep
+        protocol = parent.protocol
+        child = TCPEndpoint(protocol, parent.size)
+        for name in INHERITED:
+            setattr(child, name, getattr(parent, name))
+        child.receiver.rcvbuf = parent.receiver.rcvbuf
+        child.sender.sndbuf = parent.sender.sndbuf
+        child.sender.nodelay = parent.sender.nodelay
+        child.sender.set_congestion_control(parent.sender.cc.name)
+        try:
+            child.route = parent.stack.find_route(pkt.src_addr, pkt.dst_addr)
+            sport, dport = parent.table_ports(pkt)
+            child.binding = parent.table.add_connected(child, pkt.dst_addr, dport, pkt.src_addr,
+                                                       sport)
+        except OSError:
+            parent.stack.stats.count("tcp.child_create_failed")
+            return None
+        child.local_addr, child.local_port = pkt.dst_addr, dport
+        child.remote_addr, child.remote_port = pkt.src_addr, sport
+        child.passive = True
+        child.parent = self
+        child.receiver.init(seg.seq)
+        child.peer_syn_options = seg.options
+        if iss is None:
+            iss = protocol.isn(child.local_addr, dport, child.remote_addr, sport)
+        child._start_connection(iss)
+        child.negotiate(seg.options)
+        s = child.sender
+        s.snd_wnd = seg.window  # a SYN's window is not scaled (RFC 7323 2.2)
+        s.snd_wl1 = child.receiver.irs
+        s.snd_wl2 = s.iss
+        s.max_snd_wnd = seg.window
+        child.state = State.SYN_RECEIVED
+        self.pending.add(child)
+        parent.stack.stats.count("tcp.passive_opens")
+        if seg.flags & ACK:  # recreated from a SYN cookie
+            child.syn_retries = 1  # the handshake RTT is unknown: take no sample from it
+            return child
+        child.send_synack()
+        child.rto_timer.set(parent.config.initial_rto)
+        return child
+
+    def child_established(self, child: TCPEndpoint) -> bool:
+        if self._accept_queue_full():
+            # Linux drops the final ACK; the child stays half-open and retransmits its SYN-ACK.
+            child.state = State.SYN_RECEIVED
+            child.rto_timer.set(child.config.initial_rto)
+            self.overflows += 1
+            self.ep.stack.stats.count("tcp.listen_overflows")
+            return False
+        self.pending.discard(child)
+        self.accept_queue.append(child)
+        self.ep.waiters.notify(READABLE)
+        return True
+
+    def child_closed(self, child: TCPEndpoint) -> None:
+        self.pending.discard(child)
+
+    def close(self) -> None:
+        """Closing a listener resets every connection it has not handed out."""
+        for child in [*self.pending, *self.accept_queue]:
+            child.parent = None
+            child.abort()
+        self.pending.clear()
+        self.accept_queue.clear()
+
+    # --- SYN cookies --------------------------------------------------------------------------
+
+    def _four_tuple(self, pkt: PacketBuffer, seg_ports: tuple[int, int]) -> bytes:
+        return pkt.src_addr + pkt.dst_addr + seg_ports[0].to_bytes(2, "big") + \
+            seg_ports[1].to_bytes(2, "big")
+
+    def _send_cookie(self, seg: Segment, pkt: PacketBuffer) -> None:
+        parent = self.ep
+        protocol = parent.protocol
+        ports = parent.table_ports(pkt)
+        try:
+            route = parent.stack.find_route(pkt.src_addr, pkt.dst_addr)
+        except OSError:
+            return
+        mss = min(seg.options.mss or parent.config.default_mss,
+                  route.nic.link.mtu - parent.network_header_length() - wire.MIN_HEADER_LEN)
+        now = parent.clock.now()
+        cookie = protocol.cookies.make(now, self._four_tuple(pkt, ports), seg.seq, mss)
+        opts = seg.options
+        wscale = parent.receiver.wscale if opts.wscale is not None and \
+            parent.config.window_scaling else None
+        sack = parent.config.sack and opts.sack_permitted
+        ts = None
+        if opts.timestamp is not None and parent.config.timestamps:
+            tsval = SynCookies.encode_ts(int(now * 1000), wscale, sack)
+            ts = (tsval, opts.timestamp[0])
+        else:
+            wscale, sack = None, False  # without timestamps there is nowhere to keep them
+        options = wire.build_options(wire.TCPOptions(
+            mss=MSS_TABLE[SynCookies.mss_index(mss)], wscale=wscale, sack_permitted=sack,
+            timestamp=ts), parent.config.syn_option_order)
+        window = min(parent.receiver.rcvbuf, 0xFFFF)
+        protocol.send_segment(route, ports[1], ports[0], cookie, (seg.seq + 1) & 0xFFFFFFFF,
+                              SYN | ACK, window, options)
+        parent.stack.stats.count("tcp.syncookies_sent")
+
+    def _cookie_ack(self, seg: Segment, pkt: PacketBuffer) -> bool:
+        parent = self.ep
+        if parent.config.syncookies == "never":
+            return False
+        protocol = parent.protocol
+        ports = parent.table_ports(pkt)
+        cookie = (seg.ack - 1) & 0xFFFFFFFF
+        peer_isn = (seg.seq - 1) & 0xFFFFFFFF
+        mss = protocol.cookies.check(parent.clock.now(), self._four_tuple(pkt, ports), peer_isn,
+                                     cookie)
+        if mss is None:
+            parent.stack.stats.count("tcp.syncookies_failed")
+            return False
+        if self._accept_queue_full():
+            parent.stack.stats.count("tcp.listen_overflows")
+            return True
+        ts = seg.options.timestamp
+        wscale, sack = (SynCookies.decode_ts(ts[1]) if ts is not None else (None, False))
+        synthetic = wire.TCPOptions(mss=mss, wscale=wscale, sack_permitted=sack,
+                                    timestamp=(ts[0], 0) if ts else None)
+        syn = Segment(peer_isn, 0, SYN | ACK, seg.window, synthetic, memoryview(b""))
+        child = self._new_child(syn, pkt, iss=cookie)
+        if child is None:
+            return True
+        parent.stack.stats.count("tcp.syncookies_received")
+        child.synchronized_input(seg)
+        return True

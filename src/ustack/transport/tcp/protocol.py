@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: MIT
+"""The TCP transport protocol: validation before demux, RSTs for closed ports
+(RFC 9293 3.10.7.1), ISNs, SYN cookie keys and the stack-wide challenge-ACK limit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ustack.buffer import PacketBuffer
+from ustack.contracts import DeliveryResult
+from ustack.network.ratelimit import TokenBucket
+from ustack.route import Route
+from ustack.transport.tcp import segment
+from ustack.transport.tcp.config import TCPConfig
+from ustack.transport.tcp.endpoint import TCPEndpoint
+from ustack.transport.tcp.isn import ISNGenerator
+from ustack.transport.tcp.segment import ACK, FIN, RST, SYN, Segment
+from ustack.transport.tcp.syncookies import SynCookies
+from ustack.wire import tcp as wire
+from ustack.wire.errors import DropReason, ParseError
+from ustack.wire.proto import IPProto
+
+if TYPE_CHECKING:
+    from ustack.stack import Stack
+
+
+class TCPProtocol:
+    number = IPProto.TCP
+    name = "tcp"
+
+    def __init__(self, stack: Stack, config: TCPConfig | None = None) -> None:
+        self.stack = stack
+        self.config = config or TCPConfig()
+        secret = stack.random.randbytes(32)
+        self._isn = ISNGenerator(secret)
+        self.cookies = SynCookies(stack.random.randbytes(32))
+        self.connections: set[TCPEndpoint] = set()
+        self._challenge = TokenBucket(self.config.challenge_ack_limit,
+                                      self.config.challenge_ack_limit, stack.clock.now())
+        #: set by the guest-forwarding mode: offered SYNs for addresses with no endpoint
+        self.forwarder: object | None = None
+
+    def new_endpoint(self, size: int) -> TCPEndpoint:
+        return TCPEndpoint(self, size)
+
+    def isn(self, local: bytes, lport: int, remote: bytes, rport: int) -> int:
+        return self._isn.isn(self.stack.clock.now(), local, lport, remote, rport)
+
+    def challenge_ack_allowed(self) -> bool:
+        return self._challenge.take(self.stack.clock.now())
+
+    # --- before demux ---------------------------------------------------------------------
+
+    def parse_ports(self, pkt: PacketBuffer) -> tuple[int, int] | None:
+        stats = self.stack.stats
+        try:
+            hdr = wire.parse(pkt.body(), pkt.src_addr, pkt.dst_addr,
+                             verify_checksum=not pkt.checksum_verified)
+        except ParseError as err:
+            stats.drop("tcp", err.reason)
+            return None
+        flags = hdr.flags
+        if flags & SYN and flags & (FIN | RST):
+            stats.drop("tcp", DropReason.BAD_SEGMENT)  # never legitimate (RFC 9293 3.10.7)
+            return None
+        if hdr.dst_port == 0 or hdr.src_port == 0:
+            stats.drop("tcp", DropReason.BAD_SEGMENT)
+            return None
+        pkt.transport_header = hdr
+        return hdr.src_port, hdr.dst_port
+
+    def handle_unknown_destination(self, pkt: PacketBuffer) -> DeliveryResult:
+        handler = getattr(self.forwarder, "handle_tcp", None)
+        if handler is not None and handler(pkt):
+            return DeliveryResult.DELIVERED
+        self.stack.stats.count("tcp.no_endpoint")
+        try:
+            seg = Segment.from_packet(pkt)
+        except ParseError as err:
+            self.stack.stats.drop("tcp", err.reason)
+            return DeliveryResult.DROPPED
+        self.reset_unknown(pkt, seg)
+        return DeliveryResult.DELIVERED
+
+    # --- sending without an endpoint -----------------------------------------------------------
+
+    def reset_unknown(self, pkt: PacketBuffer, seg: Segment) -> None:
+        """RFC 9293 3.10.7.1: answer a segment for no connection with a RST."""
+        if seg.flags & RST:
+            return
+        try:
+            route = self.stack.find_route(pkt.src_addr, pkt.dst_addr)
+        except OSError:
+            self.stack.stats.drop("tcp", DropReason.NO_ROUTE)
+            return
+        hdr: wire.TCPHeader = pkt.transport_header  # type: ignore[assignment]
+        if seg.flags & ACK:
+            self.send_segment(route, hdr.dst_port, hdr.src_port, seg.ack, 0, RST, 0)
+        else:
+            ack = (seg.seq + seg.length) & 0xFFFFFFFF
+            self.send_segment(route, hdr.dst_port, hdr.src_port, 0, ack, RST | ACK, 0)
+
+    def send_reset_for(self, ep: TCPEndpoint, seg: Segment) -> None:
+        """A RST for an unacceptable ACK on a connection: <SEQ=SEG.ACK><CTL=RST>."""
+        if ep.route is None or seg.flags & RST:
+            return
+        self.send_segment(ep.route, ep.local_port, ep.remote_port, seg.ack, 0, RST, 0)
+
+    def send_segment(self, route: Route, sport: int, dport: int, seq: int, ack: int,
+                     flags: int, window: int, options: bytes = b"") -> None:
+        pkt = segment.build(route, sport, dport, seq, ack, flags, window, options)
+        route.write_packet(pkt, IPProto.TCP)
+        counters = self.stack.stats.counters
+        counters["tcp.out_segs"] += 1
+        if flags & RST:
+            counters["tcp.out_rsts"] += 1
+
+
+def factory(stack: Stack) -> TCPProtocol:
+    return TCPProtocol(stack)

@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: MIT
+"""TCP segments: inbound ones as parsed records, outbound ones built into packet buffers."""
+
+from __future__ import annotations
+
+from ustack.buffer import PacketBuffer
+from ustack.route import Route
+from ustack.wire import checksum
+from ustack.wire import tcp as wire
+from ustack.wire.proto import IPProto
+from ustack.wire.tcp import ACK, FIN, PSH, RST, SYN, TCPHeader, TCPOptions
+
+FLAG_NAMES = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "."))
+
+
+def flag_string(flags: int) -> str:
+    return "".join(c for bit, c in FLAG_NAMES if flags & bit) or "-"
+
+
+class Segment:
+    """One inbound segment. ``seq``/``ack`` are the raw 32-bit fields."""
+
+    __slots__ = ("ack", "data", "flags", "options", "seq", "window")
+
+    def __init__(self, seq: int, ack: int, flags: int, window: int, options: TCPOptions,
+                 data: memoryview) -> None:
+        self.seq = seq
+        self.ack = ack
+        self.flags = flags
+        self.window = window
+        self.options = options
+        self.data = data
+
+    @classmethod
+    def from_packet(cls, pkt: PacketBuffer) -> Segment:
+        """Build from a packet whose header the protocol parsed (``pkt.transport_header``)."""
+        hdr: TCPHeader = pkt.transport_header  # type: ignore[assignment]
+        body = pkt.body()
+        hlen = hdr.header_length
+        opts = wire.parse_options(body, wire.MIN_HEADER_LEN, hlen) if hlen > 20 \
+            else wire.NO_OPTIONS
+        return cls(hdr.seq, hdr.ack, hdr.flags, hdr.window, opts, body[hlen:])
+
+    @property
+    def length(self) -> int:
+        """Sequence space consumed: data plus SYN and FIN (RFC 9293 3.4 SEG.LEN)."""
+        return len(self.data) + (self.flags & SYN != 0) + (self.flags & FIN != 0)
+
+    def __repr__(self) -> str:
+        return (f"<seg {flag_string(self.flags)} seq={self.seq} ack={self.ack} "
+                f"win={self.window} len={len(self.data)}>")
+
+
+def build(route: Route, sport: int, dport: int, seq: int, ack: int, flags: int,
+          window: int, options: bytes = b"", payload: memoryview | bytes = b"",
+          gso_size: int = 0) -> PacketBuffer:
+    """A segment ready for ``route.write_packet``; the checksum is complete, or left
+    partial for the link when the route offloads it."""
+    hlen = wire.MIN_HEADER_LEN + len(options)
+    pkt = PacketBuffer(route.max_header_length + hlen, payload)
+    header = pkt.prepend(hlen)
+    wire.build_header_into(header, 0, src_port=sport, dst_port=dport, seq=seq, ack=ack,
+                           flags=flags, window=window, options=options)
+    total = hlen + len(payload)
+    initial = checksum.pseudo_header_sum(route.local_addr, route.remote_addr, IPProto.TCP, total)
+    if route.checksum_offload:
+        header[16:18] = initial.to_bytes(2, "big")
+        pkt.csum_partial = (total, 16)
+    else:
+        value = checksum.checksum(payload, checksum.ones_sum(header, initial))
+        header[16:18] = value.to_bytes(2, "big")
+    if gso_size and len(payload) > gso_size:
+        pkt.gso_size = gso_size
+    return pkt
+
+
+__all__ = ["ACK", "FIN", "PSH", "RST", "SYN", "Segment", "build", "flag_string"]
