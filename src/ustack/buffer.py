@@ -142,6 +142,8 @@ def finish_partial_checksum(pkt: PacketBuffer) -> bytes:
     out = bytearray(data)
     start = len(out) - transport_len
     value = checksum.checksum(memoryview(out)[start:])
+    if value == 0 and field == 6:  # UDP: a computed zero goes out as all ones (RFC 768)
+        value = 0xFFFF
     out[start + field:start + field + 2] = value.to_bytes(2, "big")
     pkt.csum_partial = None
     return bytes(out)

@@ -59,7 +59,8 @@ class TimerWheel:
 
     def _slot_of(self, when: float) -> int:
         # The slot whose start is at or after ``when``: a timer never fires early.
-        return math.ceil(when / self.resolution - 1e-6)
+        slot = math.ceil(when / self.resolution - 1e-6)
+        return slot + 1 if slot * self.resolution < when else slot
 
     def schedule(self, when: float, callback: Callback, *args: Any) -> Timer:
         slot = self._slot_of(when)
@@ -79,6 +80,16 @@ class TimerWheel:
             if not bucket:
                 del self._slots[slot]
 
+    def _requeue(self, slot: int, timers: list[Timer]) -> None:
+        """Put back the rest of a slot whose callback raised, ahead of any armed since."""
+        rest = [t for t in timers if t._wheel is not None]
+        if not rest:
+            return
+        newer = self._slots.get(slot)
+        self._slots[slot] = {**dict.fromkeys(rest), **(newer or {})}
+        if newer is None:
+            heapq.heappush(self._occupied, slot)
+
     def next_deadline(self) -> float | None:
         """The time at which the earliest occupied slot becomes due."""
         occupied = self._occupied
@@ -90,6 +101,8 @@ class TimerWheel:
                ) -> int:
         """Run every timer whose slot is due at ``now``, in slot then arming order."""
         due = math.floor(now / self.resolution + 1e-6)
+        if due * self.resolution > now:  # a slot is due only once its start has passed
+            due -= 1
         occupied = self._occupied
         fired = 0
         while occupied and occupied[0] <= due:
@@ -97,11 +110,18 @@ class TimerWheel:
             bucket = self._slots.pop(slot, None)
             if not bucket:
                 continue
-            for timer in bucket:
+            timers = list(bucket)
+            for i, timer in enumerate(timers):
                 self.count -= 1
+                if timer._wheel is None:  # cancelled by an earlier callback of this slot
+                    continue
                 fired += 1
                 if on_error is None:
-                    timer._fire()
+                    try:
+                        timer._fire()
+                    except BaseException:
+                        self._requeue(slot, timers[i + 1:])
+                        raise
                 else:
                     try:
                         timer._fire()
@@ -187,7 +207,8 @@ class VirtualClock:
             if ready():
                 return True
             deadline = self.wheel.next_deadline()
-            if deadline is None or deadline > limit:
+            # a slot start within float noise of the limit is due at the limit
+            if deadline is None or deadline - limit > self.wheel.resolution * 1e-6:
                 if limit != math.inf:
                     self._now = max(self._now, limit)
                 return ready()
@@ -230,11 +251,16 @@ class RealClock:
         self.loop.call_soon_threadsafe(callback, *args)
 
     def bind_thread(self) -> None:
-        """Record the thread that runs the loop (called from inside it)."""
+        """Record the thread that runs the loop (optional: a running loop is recognised)."""
         self._owner = threading.get_ident()
 
     def in_owner_thread(self) -> bool:
-        return self._owner is None or self._owner == threading.get_ident()
+        if self._owner is not None:
+            return self._owner == threading.get_ident()
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
 
     def wait_until(self, ready: Callable[[], bool], timeout: float | None) -> bool:
         raise RuntimeError("blocking call on the stack's own event loop thread; "

@@ -84,6 +84,10 @@ class EndpointTable:
         rows = self._bound.get((dst, dport), []) + self._wildcard.get((len(dst), dport), [])
         return [b.endpoint for b in rows]
 
+    def bindings(self) -> list[Binding]:
+        """Every port claim (bound, listening or connected-by-bind endpoints)."""
+        return [b for rows in self._ports.values() for b in rows]
+
     # --- registration ------------------------------------------------------------------------
 
     def conflicts(self, size: int, local_addr: bytes, port: int, reuse: bool) -> bool:

@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: MIT
+"""Small services and clients that run on a ustack stack (echo, discard, HTTP)."""

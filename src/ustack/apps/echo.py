@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: MIT
+"""Echo (RFC 862) and discard (RFC 863) services over UDP and TCP, on the stack's loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ustack import aio
+from ustack.stack import Stack
+
+
+class _UDPEcho(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.transport.sendto(data, addr)
+
+
+async def udp_echo(stack: Stack, port: int, host: str = "0.0.0.0") -> aio.DatagramTransport:
+    transport, _ = await aio.create_datagram_endpoint(stack, _UDPEcho, local_addr=(host, port))
+    return transport
+
+
+async def _echo_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(1 << 18):
+            writer.write(data)
+            await writer.drain()
+        writer.write_eof()
+        await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+async def _discard_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while await reader.read(1 << 20):
+            pass
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+async def tcp_echo(stack: Stack, port: int, host: str = "0.0.0.0") -> aio.StreamServer:
+    return await aio.start_server(stack, _echo_client, host, port)
+
+
+async def tcp_discard(stack: Stack, port: int, host: str = "0.0.0.0") -> aio.StreamServer:
+    return await aio.start_server(stack, _discard_client, host, port)

@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: MIT
+"""The ``ustack`` command line."""
