@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Echo (RFC 862) and discard (RFC 863) services over UDP and TCP, on the stack's loop."""
+"""Echo (RFC 862), discard (RFC 863) and a chargen-like source (RFC 864) over UDP and
+TCP, on the stack's loop."""
 
 from __future__ import annotations
 
@@ -43,6 +44,23 @@ async def _discard_client(reader: asyncio.StreamReader, writer: asyncio.StreamWr
         pass
     finally:
         writer.close()
+
+
+async def _source_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Send until the client goes away: a fast chargen (RFC 864) for throughput tests."""
+    block = bytes(1 << 20)
+    try:
+        while not reader.at_eof():
+            writer.write(block)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+async def tcp_source(stack: Stack, port: int, host: str = "0.0.0.0") -> aio.StreamServer:
+    return await aio.start_server(stack, _source_client, host, port)
 
 
 async def tcp_echo(stack: Stack, port: int, host: str = "0.0.0.0") -> aio.StreamServer:

@@ -58,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--udp-echo", type=int, action="append", default=[], metavar="PORT")
     add("--tcp-echo", type=int, action="append", default=[], metavar="PORT")
     add("--tcp-discard", type=int, action="append", default=[], metavar="PORT")
+    add("--tcp-source", type=int, action="append", default=[], metavar="PORT",
+        help="send data to whoever connects, until they close (for throughput tests)")
     add("--http", type=int, metavar="PORT", help="serve --http-root over HTTP on PORT")
     add("--http-root", type=Path, metavar="DIR", help="directory for --http (default: cwd)")
     add("--fetch", metavar="URL", help="GET URL over ustack, save it to --output, and exit")
@@ -166,6 +168,8 @@ async def _start_services(stack: Stack, args: argparse.Namespace, cleanup: Async
             starters.append((echo.tcp_echo, (stack, port, host)))
         for port in args.tcp_discard:
             starters.append((echo.tcp_discard, (stack, port, host)))
+        for port in args.tcp_source:
+            starters.append((echo.tcp_source, (stack, port, host)))
     if args.http is not None:
         root = args.http_root
         if root is None and args.netns == DEMO_NETNS:

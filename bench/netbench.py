@@ -1,0 +1,171 @@
+# SPDX-License-Identifier: MIT
+"""ustack host beside the Linux kernel, measured in one run, reported as ratios.
+
+ustack serves a tap in namespace A (its services run in the ustack process); the
+kernel reference is a veth pair between namespaces B (client) and C (server, the
+same services in asyncio on kernel sockets). The same client programs (ping, and
+bench/clients.py on kernel sockets) measure both. Needs root.
+
+  python3 bench/netbench.py [--seconds 3] [--mtu 1500] [--mtu 65520] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CLIENTS = HERE / "clients.py"
+KERNEL_SERVERS = HERE / "kernel_servers.py"
+TESTS = [
+    ("icmp echo", "icmp", 0), ("udp echo 1 B", "udp_rr", 7), ("tcp 1 B req/resp", "tcp_rr", 7),
+    ("tcp connect+1 B+close", "tcp_crr", 7), ("tcp bulk kernel->stack", "tcp_send", 9),
+    ("tcp bulk stack->kernel", "tcp_recv", 19),
+]
+
+
+def sh(*argv: str, check: bool = True, timeout: float = 120) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=check,
+                          timeout=timeout).stdout
+
+
+def ns_run(ns: str, *argv: str, timeout: float = 120) -> str:
+    return sh("ip", "netns", "exec", ns, *argv, timeout=timeout)
+
+
+@contextlib.contextmanager
+def namespaces(*names: str) -> Iterator[None]:
+    try:
+        for name in names:
+            sh("ip", "netns", "add", name)
+            sh("ip", "-n", name, "link", "set", "lo", "up")
+            etc = Path("/etc/netns") / name
+            etc.mkdir(parents=True, exist_ok=True)
+            (etc / "resolv.conf").write_text("# bench namespace: no resolver\n")
+        yield
+    finally:
+        for name in names:
+            sh("ip", "netns", "del", name, check=False)
+            shutil.rmtree(Path("/etc/netns") / name, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def ustack_host(ns: str, mtu: int) -> Iterator[subprocess.Popen[str]]:
+    ctl = Path(f"/tmp/ustack-bench-{secrets.token_hex(3)}.sock")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ustack.cli.main", "host", "-q", "--netns", ns, "--mtu", str(mtu),
+         "--address", "10.250.0.2/24", "--peer", "10.250.0.1/24", "--udp-echo", "7",
+         "--tcp-echo", "7", "--tcp-discard", "9", "--tcp-source", "19", "--control", str(ctl)],
+        text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not ctl.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("ustack host did not start")
+            time.sleep(0.05)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def kernel_pair(client: str, server: str, mtu: int) -> Iterator[None]:
+    veth = f"vb{secrets.token_hex(3)}"
+    sh("ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "p")
+    sh("ip", "link", "set", veth, "netns", client)
+    sh("ip", "link", "set", veth + "p", "netns", server)
+    for ns, dev, addr in ((client, veth, "10.251.0.1/24"), (server, veth + "p", "10.251.0.2/24")):
+        sh("ip", "-n", ns, "link", "set", dev, "mtu", str(mtu), "up")
+        sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
+    proc = subprocess.Popen(["ip", "netns", "exec", server, sys.executable, str(KERNEL_SERVERS),
+                             "10.251.0.2"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(ns: str, kind: str, addr: str, port: int, seconds: float) -> float:
+    if kind == "icmp":
+        count = str(int(4000 * seconds))
+        out = ns_run(ns, "ping", "-f", "-q", "-n", "-c", count, addr)
+        got = int(re.search(r"(\d+) received", out).group(1))  # type: ignore[union-attr]
+        ms = int(re.search(r"time (\d+)ms", out).group(1))  # type: ignore[union-attr]
+        return got / (ms / 1000)
+    out = ns_run(ns, sys.executable, str(CLIENTS), kind, addr, str(port), str(seconds))
+    return float(json.loads(out)["value"])
+
+
+def run(seconds: float, mtus: list[int]) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    tag = secrets.token_hex(2)
+    a, b, c = f"nbA{tag}", f"nbB{tag}", f"nbC{tag}"
+    with namespaces(a, b, c):
+        for mtu in mtus:
+            with ustack_host(a, mtu) as host, kernel_pair(b, c, mtu):
+                for label, kind, port in TESTS:
+                    cpu0 = cpu_seconds(host.pid)
+                    start = time.monotonic()
+                    ours = measure(a, kind, "10.250.0.2", port, seconds)
+                    busy = (cpu_seconds(host.pid) - cpu0) / (time.monotonic() - start)
+                    theirs = measure(b, kind, "10.251.0.2", port, seconds)
+                    unit = "Mbit/s" if "bulk" in label else "/s"
+                    row = {"test": label, "mtu": mtu, "ustack": ours, "kernel": theirs,
+                           "ratio": ours / theirs if theirs else 0.0, "unit": unit,
+                           "ustack_cpu": busy}
+                    rows.append(row)
+                    print(f"{label:<26} mtu {mtu:>5}  ustack {ours:>10.0f}  kernel "
+                          f"{theirs:>10.0f} {unit:<7} ratio {row['ratio']:.3f}  "
+                          f"(ustack cpu {busy:.0%})", flush=True)
+    return rows
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    lines = ["| test | MTU | ustack | Linux kernel | ratio | ustack CPU |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['test']} | {r['mtu']} | {r['ustack']:.0f} {r['unit']} | "
+                     f"{r['kernel']:.0f} {r['unit']} | {r['ratio']:.3f} | "
+                     f"{r['ustack_cpu']:.0%} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
+    parser.add_argument("--mtu", type=int, action="append", help="repeatable (1500, 65520)")
+    parser.add_argument("--json", type=Path, help="write the rows as JSON here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("netbench: needs root (network namespaces, tap devices)", file=sys.stderr)
+        return 2
+    rows = run(args.seconds, args.mtu or [1500, 65520])
+    print()
+    print(table(rows))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
