@@ -83,3 +83,17 @@ def test_tshark_reads_the_pcap(tmp_path: Path) -> None:
     assert any("icmp" in line for line in lines)
     assert any(":udp" in line for line in lines)
     assert any(":arp" in line for line in lines)
+
+
+def test_ustack_pings_the_kernel(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.interop.hostrun import USTACK, host_args
+
+    with namespace() as ns:
+        for target in ("10.201.0.1", "fd00:1::1"):
+            proc = subprocess.run([*USTACK, *host_args(ns, 1, 1500), "--control",
+                                   str(tmp_path / "p.sock"), "--ping", target, "--count", "3"],
+                                  capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert "3 sent, 3 received" in proc.stdout, proc.stdout

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ustack import control, netns
-from ustack.apps import echo, http
+from ustack.apps import echo, http, ping
 from ustack.contracts import LinkEndpoint
 from ustack.link.impairment import Impairment, ImpairmentEndpoint
 from ustack.link.sniffer import SnifferEndpoint
@@ -64,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--http-root", type=Path, metavar="DIR", help="directory for --http (default: cwd)")
     add("--fetch", metavar="URL", help="GET URL over ustack, save it to --output, and exit")
     add("--output", type=Path, metavar="FILE", help="where --fetch saves the body")
+    add("--ping", metavar="ADDR", help="ping ADDR from ustack (--count times) and exit")
+    add("--count", type=int, default=3, help="echo requests for --ping (default 3)")
     add("--pcap", type=Path, metavar="FILE", help="record the tap's frames to a pcap file")
     add("--loss", type=float, default=0.0, metavar="PCT",
         help="drop PCT%% of frames each way in ustack's impairment link")
@@ -143,6 +145,11 @@ async def _serve(args: argparse.Namespace, tap: TapEndpoint) -> int:
         cleanup.callback(ctl.close)
         if args.fetch:
             return await _fetch(stack, args)
+        if args.ping:
+            result = await ping.ping(stack, args.ping, args.count)
+            if not args.quiet:
+                print(f"ustack host: ping {result.summary(args.ping)}")
+            return 0 if result.received else 1
         if args.demo:
             from ustack.cli.host_demo import self_check
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ustack.apps import http
+from ustack.apps import http, ping
 from ustack.stack import Stack
 
 UDP_PROBE = """
@@ -98,6 +98,10 @@ async def self_check(stack: Stack, args: argparse.Namespace) -> int:
             results.append((f"tcp echo {addr}:{port}", out.startswith("True"), out.strip()))
     if args.http is not None and v4:
         results.append(await _curl(ns, v4, args))
+    for peer in peers:
+        pinged = await ping.ping(stack, str(peer), 3)
+        results.append((f"ustack pings {peer}", pinged.received == 3, pinged.summary(str(peer))
+                        .split(": ", 1)[1]))
     if peers and v4:
         results.append(await _fetch_from_kernel(stack, ns, str(peers[0]) if peers[0].version == 4
                                                 else None))
