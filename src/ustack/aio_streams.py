@@ -32,7 +32,7 @@ class StreamTransport(asyncio.Transport):
         self._ep = ep
         self._protocol = protocol
         self._loop = loop
-        self._pending: deque[bytes] = deque()
+        self._pending: deque[memoryview] = deque()  # views of immutable bytes
         self._pending_size = 0
         self._high = 1 << 20
         self._low = 1 << 18
@@ -103,7 +103,7 @@ class StreamTransport(asyncio.Transport):
     def write(self, data: Any) -> None:
         if self._eof_requested or self._lost:
             return
-        chunk = bytes(data)
+        chunk = memoryview(data if isinstance(data, bytes) else bytes(data))
         if not chunk:
             return
         self._pending.append(chunk)

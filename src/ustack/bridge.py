@@ -113,7 +113,8 @@ def _wait_other_thread(clock: Clock, attempt: Callable[[], T], waiters: WaiterQu
             pending.done.set()
 
     clock.call_soon_threadsafe(try_once)
-    finished = pending.done.wait(None if timeout is None else timeout)
+    # non-blocking (0) still waits for its one attempt on the loop, which always finishes
+    finished = pending.done.wait(timeout or None)
     if not finished:
         with pending.lock:
             finished = pending.done.is_set()

@@ -34,7 +34,7 @@ from ustack.wire import ethernet
 from ustack.wire import ipv4 as ipv4_wire
 from ustack.wire import ipv6 as ipv6_wire
 from ustack.wire.errors import DropReason
-from ustack.wire.proto import EtherType
+from ustack.wire.proto import EtherType, IPProto
 
 T = TypeVar("T")
 
@@ -220,7 +220,9 @@ class Stack:
             self.stats.count("route.unreachable")
             raise OSError(errno.ENETUNREACH, "Network is unreachable")
         if local is None:
-            local = nic.primary_address(size, remote)
+            # IPv4 via a gateway: an address on the gateway's subnet (Linux inet_select_addr)
+            gateway = entry.gateway if entry is not None and size == 4 else None
+            local = nic.primary_address(size, gateway or remote)
             if local is None:
                 raise OSError(errno.ENETUNREACH, "Network is unreachable (no source address)")
         elif not nic.has_address(local) and not nic.spoofing:
@@ -248,6 +250,16 @@ class Stack:
             return DeliveryResult.DROPPED
         sport, dport = ports
         table = self.demux[protocol]
+        dst, nic = pkt.dst_addr, pkt.nic
+        if protocol == IPProto.UDP and (
+                ipv6_wire.is_multicast(dst) if len(dst) == 16 else ipv4_wire.is_multicast(dst)
+                or (isinstance(nic, NIC) and nic.is_broadcast(dst))):
+            # Linux __udp4_lib_mcast_deliver: every socket on the port gets its own copy
+            group = table.find_all(dst, dport)
+            for each in group:
+                each.handle_packet(pkt.clone())
+            if group:
+                return DeliveryResult.DELIVERED
         ep = table.find(pkt.dst_addr, dport, pkt.src_addr, sport)
         if ep is not None:
             ep.handle_packet(pkt)

@@ -25,8 +25,13 @@ def frame_bytes(pkt: PacketBuffer, src: bytes) -> bytes:
 
 
 def deliver_frame(frame: Buffer, own: bytes, dispatcher: NetworkDispatcher | None,
-                  stats: Stats, promiscuous: bool = False) -> PacketBuffer | None:
-    """Parse an inbound frame and hand it up; frames for other stations are filtered."""
+                  stats: Stats, promiscuous: bool = False,
+                  checksum_verified: bool = False) -> PacketBuffer | None:
+    """Parse an inbound frame and hand it up; frames for other stations are filtered.
+
+    ``checksum_verified`` marks this one frame's transport checksum as already
+    checked (per-packet RX offload, e.g. a tap's virtio NEEDS_CSUM/DATA_VALID).
+    """
     if dispatcher is None:
         return None
     try:
@@ -43,5 +48,6 @@ def deliver_frame(frame: Buffer, own: bytes, dispatcher: NetworkDispatcher | Non
     pkt.src_link = header.src
     pkt.dst_link = dst
     pkt.link_multicast = bool(dst[0] & 1)
+    pkt.checksum_verified = checksum_verified
     dispatcher.deliver_network_packet(header.ethertype, pkt)
     return pkt

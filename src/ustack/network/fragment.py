@@ -82,15 +82,13 @@ class Reassembler(Generic[K]):
             dgram.first_header = bytes(header)
         if not more:
             dgram.total = end
-        if self.memory > self.memory_limit:
-            self._evict(keep=key)
-            if key not in self._pending:
-                return None
-        if dgram.total >= 0 and dgram.received == dgram.total:
+        if dgram.total >= 0 and dgram.received == dgram.total:  # frees memory: evict nobody
             self._forget(key)
             payload = b"".join(dgram.fragments[o] for o in sorted(dgram.fragments))
             self._stats.count(f"{self._layer}.reassembled")
             return dgram.first_header, payload
+        if self.memory > self.memory_limit:
+            self._evict(keep=key)
         return None
 
     def _forget(self, key: K) -> _Datagram | None:

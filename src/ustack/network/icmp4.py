@@ -118,7 +118,7 @@ class ICMPv4Handler:
         stats = self.stack.stats
         src, dst = pkt.src_addr, pkt.dst_addr
         nic = ep.nic
-        original = pkt.payload[pkt.network_offset:]
+        original = pkt.frame()[pkt.network_offset:]  # up to the datagram's end: no padding
         if (pkt.link_multicast or nic.is_broadcast(dst) or ip_wire.is_multicast(dst)
                 or not any(src) or ip_wire.is_multicast(src) or nic.is_broadcast(src)):
             stats.count("icmp4.error_suppressed")
@@ -144,7 +144,14 @@ class ICMPv4Handler:
         except ParseError:
             return
         nic = self.stack.local_nic(inner.dst)
-        if nic is None or not self.limiter.take(self.stack.clock.now()):
+        if nic is None:
+            return
+        start = inner.header_length
+        if inner.protocol == IPProto.ICMP and len(quoted) > start and quoted[start] not in (
+                wire.ECHO_REQUEST, wire.ECHO_REPLY):  # RFC 1122 3.2.2: not about an error
+            self.stack.stats.count("icmp4.error_suppressed")
+            return
+        if not self.limiter.take(self.stack.clock.now()):
             return
         ep = nic.endpoints[self.protocol.number]
         message = wire.build(wire.TIME_EXCEEDED, 1, 0, 0, quoted)

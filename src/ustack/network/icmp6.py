@@ -131,11 +131,12 @@ class ICMPv6Handler:
                 or ip_wire.is_multicast(src):
             stats.count("icmp6.error_suppressed")
             return
-        if pkt.transport_protocol == IPProto.ICMPV6:
-            offset = pkt.transport_offset
-            if offset >= len(pkt.payload) or pkt.payload[offset] < 128:
-                stats.count("icmp6.error_suppressed")
-                return
+        original = pkt.frame()[pkt.network_offset:]  # up to the packet's end: no padding
+        proto, offset = ip_wire.upper_layer(original, original[6])  # past extension headers
+        if proto == IPProto.ICMPV6 and (offset < 0 or offset >= len(original)
+                                        or original[offset] < 128):
+            stats.count("icmp6.error_suppressed")  # RFC 4443 2.4 (e.1)
+            return
         if not self.limiter.take(self.stack.clock.now()):
             stats.drop("icmp6", DropReason.RATE_LIMITED)
             return
@@ -143,7 +144,7 @@ class ICMPv6Handler:
         if route is None:
             return
         room = wire.MIN_MTU - ip_wire.HEADER_LEN - wire.HEADER_LEN
-        quote = pkt.payload[pkt.network_offset:pkt.network_offset + room]
+        quote = original[:room]
         message = wire.build(kind, code, rest, quote, route.local_addr, route.remote_addr)
         route.write_packet(PacketBuffer(route.max_header_length, message), IPProto.ICMPV6)
         stats.count(f"icmp6.tx_error_{kind}_{code}")
@@ -154,7 +155,18 @@ class ICMPv6Handler:
             return
         src, dst = quoted[8:24], quoted[24:40]
         nic = self.stack.local_nic(dst)
-        if nic is None or not self.limiter.take(self.stack.clock.now()):
+        if nic is None:
+            return
+        try:
+            ext = ip_wire.walk_extensions(quoted, quoted[6])
+        except ParseError:
+            return
+        upper = ext.offset + ip_wire.FRAGMENT_LEN
+        if ext.fragment is not None and ext.fragment.next_header == IPProto.ICMPV6 and (
+                upper >= len(quoted) or quoted[upper] < 128):  # RFC 4443 2.4 (e.1)
+            self.stack.stats.count("icmp6.error_suppressed")
+            return
+        if not self.limiter.take(self.stack.clock.now()):
             return
         ep = nic.endpoints[self.protocol.number]
         route = self._route(ep, dst, src)  # type: ignore[arg-type]

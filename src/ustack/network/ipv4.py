@@ -143,7 +143,7 @@ class IPv4Endpoint:
         """Add the IPv4 header (fragmenting if needed) and pass the packet to the NIC."""
         ttl = ttl or self.protocol.stack.options.default_ttl
         total = len(pkt) + wire.MIN_HEADER_LEN
-        mtu = self.nic.link.mtu
+        mtu = self.path_mtu(route.remote_addr)  # RFC 1191: what the path takes, not the link
         dont_fragment = protocol == IPProto.TCP  # RFC 1191 path MTU discovery for TCP
         if total > mtu and not pkt.gso_size and not route.is_local:
             self._fragment(route, pkt, protocol, ttl, tos, mtu)

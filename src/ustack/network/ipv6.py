@@ -73,17 +73,23 @@ class IPv6Endpoint:
         self.dispatcher = dispatcher
         self.stats = protocol.stack.stats
         self._clock = protocol.stack.clock
+        #: the MTU option of a router advertisement (RFC 4861 6.3.4), 0 when none
+        self.ra_mtu = 0
+
+    @property
+    def link_mtu(self) -> int:
+        return min(self.ra_mtu or self.nic.link.mtu, self.nic.link.mtu)
 
     @property
     def mtu(self) -> int:
-        return self.nic.link.mtu - wire.HEADER_LEN
+        return self.link_mtu - wire.HEADER_LEN
 
     @property
     def max_header_length(self) -> int:
         return self.nic.link.max_header_length + wire.HEADER_LEN
 
     def path_mtu(self, dst: bytes) -> int:
-        return self.protocol.pmtu.get(dst, self.nic.link.mtu)
+        return self.protocol.pmtu.get(dst, self.link_mtu)
 
     def close(self) -> None:
         pass
@@ -126,28 +132,44 @@ class IPv6Endpoint:
                 pkt.pull(frag.header_offset + wire.FRAGMENT_LEN)
                 self._deliver_after_fragment(pkt, frag.next_header, 0)
                 return
+            size = len(body) - frag.header_offset - wire.FRAGMENT_LEN
+            if (frag.more and size % 8) or (
+                    frag.header_offset - wire.HEADER_LEN + frag.offset + size > 0xFFFF):
+                # RFC 8200 4.5: point at the Payload Length or the Fragment Offset field
+                self.stats.drop("ipv6", DropReason.BAD_FRAGMENT)
+                pointer = 4 if frag.more and size % 8 else frag.header_offset + 2
+                self.protocol.icmp.send_error(self, pkt, icmp_wire.PARAMETER_PROBLEM,
+                                              wire.PP_ERRONEOUS_FIELD, pointer)
+                return
             whole = self._reassemble(pkt, body, frag)
             if whole is not None:
-                self._deliver_after_fragment(whole[0], frag.next_header, whole[1])
+                self._deliver_after_fragment(whole[0], whole[2], whole[1])
             return
         pkt.pull(ext.offset)
         self.deliver(ext.protocol, pkt, ext.pointer)
 
     def _reassemble(self, pkt: PacketBuffer, body: memoryview,
-                    frag: wire.FragmentInfo) -> tuple[PacketBuffer, int] | None:
+                    frag: wire.FragmentInfo) -> tuple[PacketBuffer, int, int] | None:
+        """(the whole packet, its header length, its upper-layer protocol) once complete."""
         start = frag.header_offset + wire.FRAGMENT_LEN
         done = self.protocol.reassembler.add(
             (pkt.src_addr, pkt.dst_addr, frag.ident), frag.offset, frag.more, body[start:],
-            body[:frag.header_offset])
+            body[:start])  # Fragment header included: a timeout's ICMP quotes it as it came
         if done is None:
             return None
-        header, payload = done
-        whole = PacketBuffer(0, header + payload)
+        first, payload = done
+        # RFC 8200 4.5: the first fragment's unfragmentable part, with the field that named
+        # the Fragment header now naming what followed it, and the whole's payload length
+        next_header = first[-wire.FRAGMENT_LEN]
+        header = bytearray(first[:-wire.FRAGMENT_LEN])
+        header[wire.walk_extensions(first, first[6]).pointer] = next_header
+        header[4:6] = min(len(header) - wire.HEADER_LEN + len(payload), 0xFFFF).to_bytes(2, "big")
+        whole = PacketBuffer(0, bytes(header) + payload)
         for name in ("nic", "src_link", "dst_link", "src_addr", "dst_addr", "ttl", "tos",
                      "network_protocol", "link_multicast"):
             setattr(whole, name, getattr(pkt, name))
         whole.pull(len(header))
-        return whole, len(header)
+        return whole, len(header), next_header
 
     def _deliver_after_fragment(self, pkt: PacketBuffer, next_header: int, base: int) -> None:
         body = pkt.body()
@@ -193,7 +215,7 @@ class IPv6Endpoint:
                      tos: int) -> None:
         ttl = ttl or self.protocol.stack.options.default_ttl
         payload_length = len(pkt)
-        limit = self.protocol.pmtu.get(route.remote_addr, self.nic.link.mtu)
+        limit = self.protocol.pmtu.get(route.remote_addr, self.link_mtu)
         if payload_length + wire.HEADER_LEN > limit and not pkt.gso_size and not route.is_local:
             self._fragment(route, pkt, protocol, ttl, tos)
             return
@@ -210,7 +232,7 @@ class IPv6Endpoint:
                   tos: int) -> None:
         """RFC 8200 4.5: no extension headers of ours, so the unfragmentable part is the header."""
         data = memoryview(finish_partial_checksum(pkt))
-        mtu = self.protocol.pmtu.get(route.remote_addr, self.nic.link.mtu)
+        mtu = self.protocol.pmtu.get(route.remote_addr, self.link_mtu)
         chunk = (mtu - wire.HEADER_LEN - wire.FRAGMENT_LEN) & ~7
         ident = self.protocol.next_ident()
         for offset in range(0, len(data), chunk):

@@ -112,7 +112,7 @@ class NDP:
             elif hdr.type == icmp_wire.NEIGHBOR_ADVERTISEMENT:
                 self._on_advertisement(ep.nic, pkt, wire.parse_neighbor_advertisement(body))
             elif hdr.type == icmp_wire.ROUTER_ADVERTISEMENT:
-                self._on_router_advertisement(ep.nic, pkt, wire.parse_router_advertisement(body))
+                self._on_router_advertisement(ep, pkt, wire.parse_router_advertisement(body))
             else:
                 stats.count(f"ndp.ignored_type_{hdr.type}")
         except ParseError as err:
@@ -126,13 +126,13 @@ class NDP:
                                  or pkt.dst_addr[:13] != ip_wire.solicited_node(ns.target)[:13])):
             stats.drop("ndp", DropReason.BAD_MESSAGE)
             return
+        if not nic.has_address(ns.target):  # 7.2.3: checked before anything is learned
+            stats.count("ndp.ns_not_for_us")
+            return
         slla = ns.options.source_link_addr
         cache = nic.neighbors.get(EtherType.IPV6)
         if slla is not None and cache is not None:
             cache.update(pkt.src_addr, slla, confirmed=False, override=True)  # STALE (7.2.3)
-        if not nic.has_address(ns.target):
-            stats.count("ndp.ns_not_for_us")
-            return
         if unspecified:  # a DAD probe: answer all-nodes (RFC 4861 7.2.4)
             self._send_advertisement(nic, ns.target, ip_wire.ALL_NODES,
                                      ethernet.ipv6_multicast_mac(ip_wire.ALL_NODES), False)
@@ -155,9 +155,10 @@ class NDP:
             cache.update(na.target, link, confirmed=na.solicited, override=na.override,
                          create=False)
 
-    def _on_router_advertisement(self, nic: NIC, pkt: PacketBuffer,
+    def _on_router_advertisement(self, ep: IPv6Endpoint, pkt: PacketBuffer,
                                  ra: wire.RouterAdvertisement) -> None:
-        """RFC 4861 6.3.4 and RFC 4862 5.5.3: learn the router, prefixes, DNS."""
+        """RFC 4861 6.3.4 and RFC 4862 5.5.3: learn the router, prefixes, MTU, DNS."""
+        nic = ep.nic
         if not ip_wire.is_link_local(pkt.src_addr):
             self.stack.stats.drop("ndp", DropReason.BAD_ADDRESS)
             return
@@ -170,6 +171,12 @@ class NDP:
         if ra.router_lifetime and (nic.id, pkt.src_addr) not in self._routers:
             self._routers.add((nic.id, pkt.src_addr))
             self.stack.routes.add(RouteEntry(ip_wire.ANY, 0, pkt.src_addr, nic.id, metric=1024))
+        elif not ra.router_lifetime and (nic.id, pkt.src_addr) in self._routers:
+            self._routers.discard((nic.id, pkt.src_addr))  # 6.3.4: time it out immediately
+            self.stack.routes.remove(RouteEntry(ip_wire.ANY, 0, pkt.src_addr, nic.id, metric=1024))
+        mtu = ra.options.mtu
+        if mtu is not None and icmp_wire.MIN_MTU <= mtu <= nic.link.mtu:
+            ep.ra_mtu = mtu  # 6.3.4: the advertised link MTU, within what the link allows
         mac = nic.link.link_address
         for info in ra.options.prefixes:
             if ip_wire.is_link_local(info.prefix) or info.preferred_lifetime > info.valid_lifetime:

@@ -112,7 +112,8 @@ def walk_extensions(data: Buffer, next_header: int, start: int = HEADER_LEN,
     Stops at the first header that is not one of those, or at a fragment header
     (the rest is reassembled first). ``first`` says the chain starts right after
     the fixed header (False when walking on after reassembly). Malformed chains
-    raise :class:`ParseError`; conditions that call for an ICMPv6 Parameter Problem come back in ``problem``.
+    raise :class:`ParseError`; conditions that call for an ICMPv6 Parameter
+    Problem come back in ``problem``.
     """
     end = len(data) if end is None else end
     offset = start
@@ -143,6 +144,28 @@ def walk_extensions(data: Buffer, next_header: int, start: int = HEADER_LEN,
         next_header = data[offset]
         offset += length
     return Extensions(next_header, offset, pointer, None, None)
+
+
+def upper_layer(data: Buffer, next_header: int, offset: int = HEADER_LEN) -> tuple[int, int]:
+    """(protocol, offset) of the upper layer, skipping extension headers by length alone.
+
+    No option is interpreted (as Linux's ipv6_skip_exthdr): this is for deciding
+    whether a packet is an ICMPv6 error, never to be answered by one (RFC 4443
+    2.4 (e.1)). The offset is -1 when the chain is cut short or a fragment header
+    with a non-zero offset hides the upper layer.
+    """
+    while next_header in EXTENSION_HEADERS:
+        if offset + 8 > len(data):
+            return next_header, -1
+        if next_header == IPProto.IPV6_FRAG:
+            if FRAGMENT.unpack_from(data, offset)[2] & 0xFFF8:
+                return next_header, -1
+            length = FRAGMENT_LEN
+        else:
+            length = (data[offset + 1] + 1) * 8
+        next_header = data[offset]
+        offset += length
+    return next_header, offset
 
 
 def build_into(buf: Buffer, offset: int, *, payload_length: int, next_header: int,

@@ -101,11 +101,13 @@ def parse_options(data: Buffer, offset: int) -> Options:
             if length != 32:
                 raise ParseError(DropReason.BAD_OPTION, "prefix information length")
             plen, flags, valid, preferred, _r, prefix = _PREFIX.unpack_from(data, body)
+            if plen > 128:  # RFC 4861 4.6.2: the prefix length ranges from 0 to 128
+                raise ParseError(DropReason.BAD_OPTION, f"prefix length {plen}")
             prefixes.append(PrefixInfo(prefix, plen, bool(flags & PI_ON_LINK),
                                        bool(flags & PI_AUTONOMOUS), valid, preferred))
         elif kind == OPT_MTU and length == 8:
             mtu = _MTU.unpack_from(data, body)[1]
-        elif kind == OPT_RDNSS and length >= 24:
+        elif kind == OPT_RDNSS and units >= 3 and units % 2:  # RFC 8106 5.1: 1 + 2/address
             rdnss_lifetime = struct.unpack_from("!I", data, body + 2)[0]
             rdnss.extend(bytes(data[a:a + 16]) for a in range(offset + 8, offset + length, 16))
         offset += length  # unknown options are skipped (RFC 4861 4.6)
