@@ -89,6 +89,8 @@ class Stack:
         self.routes = RouteTable()
         self._local_addrs: dict[bytes, NIC] = {}
         self.neighbor_config = NeighborConfig()
+        #: recursive DNS servers the stack was configured with (by DHCP, or by hand)
+        self.dns_servers: list[bytes] = []
         self.network_protocols: dict[int, NetworkProtocol] = {}
         self.transport_protocols: dict[int, TransportProtocol] = {}
         self.demux: dict[int, EndpointTable] = {}

@@ -9,6 +9,7 @@ address detection is not performed: ustack's links are point-to-point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer
@@ -38,6 +39,18 @@ class NDP:
         self.dns_servers: list[bytes] = []
         self._routers: set[tuple[int, bytes]] = set()
         self._solicited: dict[int, int] = {}  # nic id -> router solicitations sent
+        #: NICs on which the stack is a router: nic id -> who answers solicitations
+        self._advertising: dict[int, Callable[[PacketBuffer, wire.Options], None]] = {}
+
+    def serve_as_router(self, nic_id: int,
+                        on_solicitation: Callable[[PacketBuffer, wire.Options], None] | None,
+                        ) -> None:
+        """Be a router on a NIC (None: stop): router solicitations (validated as RFC 4861
+        6.1.1 says) go to ``on_solicitation``, and NAs carry the Router flag (7.2.4)."""
+        if on_solicitation is None:
+            self._advertising.pop(nic_id, None)
+        else:
+            self._advertising[nic_id] = on_solicitation
 
     # --- NIC lifecycle ----------------------------------------------------------------------
 
@@ -84,7 +97,8 @@ class NDP:
 
     def _send_advertisement(self, nic: NIC, target: bytes, dst: bytes, link: bytes,
                             solicited: bool) -> None:
-        rest = wire.neighbor_advertisement_rest(router=False, solicited=solicited, override=True)
+        rest = wire.neighbor_advertisement_rest(router=nic.id in self._advertising,
+                                                solicited=solicited, override=True)
         body = target + wire.link_addr_option(wire.OPT_TARGET_LINK_ADDR, nic.link.link_address)
         self._send(nic, target, dst, link, icmp_wire.NEIGHBOR_ADVERTISEMENT, rest, body)
         self.stack.stats.count("ndp.tx_na")
@@ -113,6 +127,8 @@ class NDP:
                 self._on_advertisement(ep.nic, pkt, wire.parse_neighbor_advertisement(body))
             elif hdr.type == icmp_wire.ROUTER_ADVERTISEMENT:
                 self._on_router_advertisement(ep, pkt, wire.parse_router_advertisement(body))
+            elif hdr.type == icmp_wire.ROUTER_SOLICITATION and ep.nic.id in self._advertising:
+                self._on_router_solicitation(ep.nic, pkt, wire.parse_router_solicitation(body))
             else:
                 stats.count(f"ndp.ignored_type_{hdr.type}")
         except ParseError as err:
@@ -139,6 +155,19 @@ class NDP:
             return
         link = slla or (cache.lookup(pkt.src_addr) if cache else None) or pkt.src_link
         self._send_advertisement(nic, ns.target, pkt.src_addr, link, True)
+
+    def _on_router_solicitation(self, nic: NIC, pkt: PacketBuffer, opts: wire.Options) -> None:
+        """RFC 4861 6.1.1: no source link-layer address option from the unspecified
+        address; 6.2.6: a known source link-layer address updates the cache (STALE)."""
+        slla = opts.source_link_addr
+        if not any(pkt.src_addr):
+            if slla is not None:
+                self.stack.stats.drop("ndp", DropReason.BAD_MESSAGE)
+                return
+        elif slla is not None and (cache := nic.neighbors.get(EtherType.IPV6)) is not None:
+            cache.update(pkt.src_addr, slla, confirmed=False, override=True)
+        self.stack.stats.count("ndp.rx_rs")
+        self._advertising[nic.id](pkt, opts)
 
     def _on_advertisement(self, nic: NIC, pkt: PacketBuffer,
                           na: wire.NeighborAdvertisement) -> None:

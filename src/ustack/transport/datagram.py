@@ -66,6 +66,9 @@ class DatagramEndpoint:
         #: when set, datagrams are handed here instead of queued (asyncio transports)
         self.on_datagram: Callable[[bytes, tuple[bytes, int]], None] | None = None
         self.on_error: Callable[[int], None] | None = None
+        #: when set, datagrams are handed here with their packet, which tells the NIC, the
+        #: destination and the link source (like IP_PKTINFO; DHCP servers need them)
+        self.on_packet: Callable[[bytes, int, PacketBuffer], None] | None = None
 
     # --- binding and connecting -------------------------------------------------------------
 
@@ -97,6 +100,15 @@ class DatagramEndpoint:
         self.remote = (addr, port)
         self.route = route
         self.error = 0
+
+    def attach_connected(self, local: bytes, lport: int, remote: bytes, rport: int) -> None:
+        """Register on an exact 4-tuple without claiming the port: the forwarder's flows,
+        which speak for addresses that are not ours (the NIC must allow spoofing)."""
+        route = self.stack.find_route(remote, local)
+        self.binding = self.table.add_connected(self, local, lport, remote, rport)
+        self.local_addr, self.local_port = local, lport
+        self.remote = (remote, rport)
+        self.route = route
 
     def disconnect(self) -> None:
         """connect() to AF_UNSPEC: forget the peer, keep the port (Linux semantics)."""

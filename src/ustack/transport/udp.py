@@ -65,6 +65,9 @@ class UDPEndpoint(DatagramEndpoint):
     def handle_packet(self, pkt: PacketBuffer) -> None:
         body = pkt.body()
         sport = int.from_bytes(body[0:2], "big")
+        if self.on_packet is not None:
+            self.on_packet(bytes(body[wire.HEADER_LEN:]), sport, pkt)
+            return
         self.deliver(bytes(body[wire.HEADER_LEN:]), (pkt.src_addr, sport))
 
     def send_datagram(self, route: Route, data: bytes, port: int) -> None:
