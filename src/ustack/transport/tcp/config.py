@@ -45,6 +45,8 @@ class TCPConfig:
     # RFC 5961 challenge ACKs per second (Linux tcp_challenge_ack_limit)
     challenge_ack_limit: int = 1000
     rfc5961: bool = True
+    # answers to out-of-window pure ACKs, per connection (Linux tcp_invalid_ratelimit)
+    invalid_ratelimit: float = 0.5
     # strategies by name
     congestion_control: str = "newreno"
     # the segment layout of SYN options: "linux" or "freebsd"

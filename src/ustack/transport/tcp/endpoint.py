@@ -67,7 +67,7 @@ class TCPEndpoint:
         self.sack_enabled = False
         self.ts_recent = 0
         self.ts_recent_time = 0.0
-        self.ts_offset = self.stack.random.getrandbits(32)
+        self.ts_offset = 0  # RFC 7323 5.4: set per connection in _start_connection
         self.peer_mss = cfg.default_mss
         self.peer_syn_options: wire.TCPOptions | None = None
         self.maxseg = 0  # TCP_MAXSEG: 0 means not set
@@ -78,6 +78,7 @@ class TCPEndpoint:
         self.rcv_unacked = 0
         self.last_ack_sent = 0
         self.dsack_pending: tuple[int, int] | None = None
+        self.last_oow_ack = -1e18  # when we last answered an out-of-window pure ACK
         self.quickack = cfg.quickack_segments
         self.delayed_ack = cfg.delayed_ack
         # socket options
@@ -188,6 +189,15 @@ class TCPEndpoint:
     def flush_ack(self) -> None:
         tcp_output.flush_ack(self)
 
+    def oow_ack_limited(self) -> bool:
+        """True when an out-of-window ACK was answered too recently to answer another."""
+        now = self.clock.now()
+        if now - self.last_oow_ack < self.config.invalid_ratelimit:
+            self.stack.stats.count("tcp.oow_acks_suppressed")
+            return True
+        self.last_oow_ack = now
+        return False
+
     def on_delack_timer(self) -> None:
         tcp_output.on_delack_timer(self)
 
@@ -246,10 +256,12 @@ class TCPEndpoint:
         self.state = State.SYN_SENT
         self.stack.stats.count("tcp.active_opens")
         self.send_syn()
-        self.rto_timer.set(self.config.initial_rto)
+        self.rto_timer.set(self.rto_delay(self.config.initial_rto))
 
     def _start_connection(self, iss: int) -> None:
         self.sender.init(iss)
+        self.ts_offset = self.protocol.ts_offset(self.local_addr, self.local_port,
+                                                 self.remote_addr, self.remote_port)
         self.sender.gso = self._route_gso()
         self.error = 0
         self.was_connected = True
@@ -286,7 +298,10 @@ class TCPEndpoint:
         return self.state is State.CLOSED
 
     def established(self) -> bool:
-        """The handshake completed; False if a full accept queue sent us back to half-open."""
+        """The handshake completed; False if a full accept queue keeps us half-open (the
+        ACK is dropped, the SYN-ACK timer keeps running and its retries keep counting)."""
+        if self.parent is not None and not self.parent.admits(self):
+            return False
         self.state = State.ESTABLISHED
         self.established_at = self.clock.now()
         self.rto_timer.cancel()
@@ -296,22 +311,24 @@ class TCPEndpoint:
         if self.keepalive:
             self.keepalive_timer.set(self.keepidle)
         self.stack.stats.count("tcp.established")
-        if self.parent is not None and not self.parent.child_established(self):
-            return False
+        if self.parent is not None:
+            self.parent.child_established(self)
         self.waiters.notify(WRITABLE)
         return True
 
     # --- SEND / RECEIVE ----------------------------------------------------------------------
 
-    def send(self, data: bytes) -> int:
+    def send(self, data: bytes | memoryview) -> int:
         """Queue data; raises BlockingIOError when the buffer is full, EPIPE after shutdown."""
         if self.error:
             raise self._take_error()
         if self.write_shut or self.state not in SENDING:
             if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
                 raise BlockingIOError(errno.EAGAIN, "connection not yet established")
-            if self.state in (State.CLOSED, State.LISTEN) and not self.write_shut:
+            if self.state in (State.CLOSED, State.LISTEN) and not self.write_shut and \
+                    not self.was_connected:
                 raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+            # a connection that was reset or closed: EPIPE, as Linux (tcp_done shuts both)
             raise BrokenPipeError(errno.EPIPE, "Broken pipe")
         taken = self.sender.write(data)
         if taken == 0:
@@ -324,10 +341,9 @@ class TCPEndpoint:
         """Read buffered data; b"" at end of stream; BlockingIOError when nothing yet."""
         r = self.receiver
         if r.buffered:
-            before = r.window(scaled=False) if not peek else 0
             data = r.read(limit, peek)
             if not peek:
-                self._after_read(before)
+                self._after_read()
             return data
         if self.error:
             raise self._take_error()
@@ -339,15 +355,17 @@ class TCPEndpoint:
             raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
         raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
 
-    def _after_read(self, window_before: int) -> None:
+    def _after_read(self) -> None:
         """Send a window update when reading opened the window enough (RFC 9293 3.8.6.2.2)."""
         r = self.receiver
         if self.config.moderate_rcvbuf:
             r.autotune(self.clock.now(), self.sender.rtt.srtt)
         if self.state not in RECEIVING or self.route is None:
             return
-        free = r.rcvbuf - r.buffered
-        if free - (r.rcv_adv - r.rcv_nxt) >= min(r.rcvbuf // 2, 2 * self.rcv_mss):
+        # how far the right edge would move: the window field caps it (0xFFFF << wscale),
+        # and an update that cannot move it is not worth a segment
+        free = min(r.rcvbuf - r.buffered, 0xFFFF << r.wscale)
+        if r.rcv_nxt + free - r.rcv_adv >= min(r.rcvbuf // 2, 2 * self.rcv_mss):
             self.send_ack()
 
     # --- CLOSE / ABORT -------------------------------------------------------------------------
@@ -463,6 +481,19 @@ class TCPEndpoint:
 
     # --- timers -------------------------------------------------------------------------------
 
+    def user_timed_out(self) -> bool:
+        """RFC 5482 (TCP_USER_TIMEOUT): data has gone unacknowledged that long, counted
+        from the last forward progress or from the first send into an idle connection."""
+        limit = self.user_timeout
+        return bool(limit) and self.clock.now() - self.progress_time >= limit - 1e-9
+
+    def rto_delay(self, rto: float) -> float:
+        """The retransmission timer never runs past the user timeout (as Linux's
+        tcp_clamp_rto_to_user_timeout), so the connection fails when it expires."""
+        if self.user_timeout:
+            return max(0.0, min(rto, self.progress_time + self.user_timeout - self.clock.now()))
+        return rto
+
     def on_rto_timer(self) -> None:
         state = self.state
         if state in (State.SYN_SENT, State.SYN_RECEIVED):
@@ -471,9 +502,7 @@ class TCPEndpoint:
         s = self.sender
         if s.snd_max <= s.snd_una:
             return
-        limit = self.user_timeout
-        if (limit and self.clock.now() - self.progress_time >= limit) or \
-                s.backoffs >= self.config.retries2:
+        if self.user_timed_out() or s.backoffs >= self.config.retries2:
             self.stack.stats.count("tcp.timeouts")
             self.terminate(self.soft_error or errno.ETIMEDOUT)
             return
@@ -483,8 +512,7 @@ class TCPEndpoint:
     def _retransmit_syn(self) -> None:
         cfg = self.config
         limit = cfg.syn_retries if self.state is State.SYN_SENT else cfg.synack_retries
-        if self.syn_retries >= limit or (
-                self.user_timeout and self.clock.now() - self.progress_time >= self.user_timeout):
+        if self.syn_retries >= limit or self.user_timed_out():
             self.stack.stats.count("tcp.attempt_fails")
             self.terminate(self.soft_error or errno.ETIMEDOUT)
             return
@@ -496,7 +524,8 @@ class TCPEndpoint:
         else:
             self.send_synack()
         # RFC 6298 5.7: SYN timeouts back off from the initial RTO
-        self.rto_timer.set(min(cfg.initial_rto * (1 << self.syn_retries), cfg.max_rto))
+        self.rto_timer.set(self.rto_delay(min(cfg.initial_rto * (1 << self.syn_retries),
+                                              cfg.max_rto)))
 
     def on_keepalive_timer(self) -> None:
         """RFC 1122 4.2.3.6: probe an idle connection; give up after keepcnt silences."""
@@ -509,6 +538,7 @@ class TCPEndpoint:
             return
         if self.keepalive_probes >= self.keepcnt:
             self.stack.stats.count("tcp.keepalive_timeouts")
+            self.send_rst()  # as Linux: a peer that comes back learns the connection is gone
             self.terminate(errno.ETIMEDOUT)
             return
         self.keepalive_probes += 1

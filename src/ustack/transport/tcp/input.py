@@ -12,10 +12,11 @@ from ustack.transport.tcp import rto
 from ustack.transport.tcp.segment import ACK, FIN, RST, SYN, Segment
 
 __all__ = ["Segment", "handle_packet", "synchronized"]
-from ustack.transport.tcp.seqnum import lt, unwrap
+from ustack.transport.tcp.seqnum import MASK, lt, unwrap
 from ustack.transport.tcp.state import RECEIVING, State
 from ustack.waiter import READABLE, WRITABLE
 from ustack.wire.errors import DropReason
+from ustack.wire.proto import IPProto
 
 if TYPE_CHECKING:
     from ustack.transport.tcp.endpoint import TCPEndpoint
@@ -38,6 +39,10 @@ def handle_packet(ep: TCPEndpoint, pkt: PacketBuffer) -> None:
         ep.listener.on_segment(seg, pkt)
     elif state is State.SYN_SENT:
         _syn_sent(ep, seg)
+    elif state is State.TIME_WAIT and _time_wait_reuse(ep, seg):
+        # the 4-tuple is free now: the SYN goes to the listener, if there is one
+        ep.stack.deliver_transport_packet(IPProto.TCP, pkt)
+        return
     elif state is not State.CLOSED:
         synchronized(ep, seg)
     ep.flush_ack()
@@ -114,48 +119,59 @@ def synchronized(ep: TCPEndpoint, seg: Segment) -> None:
     seq = unwrap(seg.seq, r.rcv_nxt)
     length = seg.length
     now = ep.clock.now()
-    ep.last_recv = now
-    ep.keepalive_probes = 0
     ts = seg.options.timestamp if ep.ts_enabled else None
+    if flags & SYN and ep.state is State.SYN_RECEIVED and seq == r.irs:
+        if not flags & ACK:
+            ep.send_synack()  # a retransmitted SYN: the peer did not see our SYN-ACK
+            return
+        # Simultaneous open (RFC 9293 figure 8, line 6): the peer's SYN-ACK carries the
+        # SYN we already hold and the ACK of ours. Take it as that ACK, as Linux does
+        # (tcp_validate_incoming); answering it with our SYN-ACK again would ping-pong.
+        flags &= ~SYN
+        seq += 1
+        seg = Segment((seg.seq + 1) & MASK, seg.ack, flags, seg.window, seg.options, seg.data)
+        length = seg.length
     # RFC 7323 5.3 R1: PAWS rejects old duplicates by their timestamp.
     if ts is not None and not flags & RST and lt(ts[0], ep.ts_recent) and \
             now - ep.ts_recent_time < PAWS_IDLE:
         stats.drop("tcp", DropReason.OUT_OF_WINDOW)
         stats.count("tcp.paws_rejected")
-        ep.schedule_ack(now=True)
+        _dupack(ep, seg)
         return
     if not _acceptable(ep, seq, length):
-        if ep.state is State.SYN_RECEIVED and flags & SYN and seq == r.irs:
-            ep.send_synack()  # the peer did not see our SYN-ACK
-            return
         stats.drop("tcp", DropReason.OUT_OF_WINDOW)
         if flags & RST:
             return
-        if ep.state is State.TIME_WAIT and flags & SYN and _time_wait_reuse(ep, seq, ts):
-            return
         if length and seq + length <= r.rcv_nxt and ep.config.dsack and ep.sack_enabled:
             ep.dsack_pending = (seq, seq + len(seg.data))  # RFC 2883 a duplicate
-        ep.schedule_ack(now=True)
+        if ep.state is State.TIME_WAIT and flags & FIN and seq + length == r.rcv_nxt:
+            # RFC 9293 3.10.7.4 TIME-WAIT: a retransmitted FIN is acknowledged and restarts
+            # the 2 MSL timeout (it is an old duplicate, so it lands here; Linux likewise).
+            ep.wait_timer.set(2 * ep.config.msl)
+        _dupack(ep, seg)
         return
     if flags & RST:
         _on_reset(ep, seq)
         return
     if flags & SYN:
-        if ep.state is State.SYN_RECEIVED and seq == r.irs:
-            ep.send_synack()
-            return
         # RFC 5961 4.2: any SYN in a synchronized state draws a challenge ACK.
         ep.send_challenge_ack()
         return
     if not flags & ACK:
         stats.drop("tcp", DropReason.BAD_SEGMENT)
         return
+    # the peer is alive (keepalive, RFC 1122 4.2.3.6): only an acceptable segment says so,
+    # not whatever arrives with the 4-tuple (Linux updates rcv_tstamp in tcp_ack)
+    ep.last_recv = now
+    ep.keepalive_probes = 0
     if ts is not None and seq <= ep.last_ack_sent:  # RFC 7323 4.3 (2)
         ep.ts_recent = ts[0]
         ep.ts_recent_time = now
     ack = unwrap(seg.ack, s.snd_una)
     if ep.state is State.SYN_RECEIVED:
-        if not s.snd_una < ack <= s.snd_max:
+        # (against the ISS, not SND.UNA: a child the full accept queue kept half-open
+        # has seen this ACK before, RFC 9293 3.10.7.4 "SYN-RECEIVED STATE")
+        if not s.iss < ack <= s.snd_max:
             ep.protocol.send_reset_for(ep, seg)
             return
         s.snd_una = s.iss + 1
@@ -171,6 +187,16 @@ def synchronized(ep: TCPEndpoint, seg: Segment) -> None:
         _receive_data(ep, seg, seq)
     if not ep.closed:
         s.output()
+
+def _dupack(ep: TCPEndpoint, seg: Segment) -> None:
+    """RFC 9293 3.10.7.4: an unacceptable segment draws an ACK. For pure ACKs that is
+    rate-limited per connection, as Linux does (tcp_oow_rate_limited, 500 ms): two ends
+    that each find the other's ACKs out of window would otherwise ACK each other forever
+    (an ACK loop, e.g. after a forged segment). Segments with data are always answered."""
+    if not seg.length and ep.oow_ack_limited():
+        return
+    ep.schedule_ack(now=True)
+
 
 def _on_reset(ep: TCPEndpoint, seq: int) -> None:
     """RFC 5961 3.2: reset only on an exact match; in-window RSTs get a challenge ACK."""
@@ -190,14 +216,23 @@ def _on_reset(ep: TCPEndpoint, seq: int) -> None:
     else:
         ep.terminate(errno.ECONNRESET)
 
-def _time_wait_reuse(ep: TCPEndpoint, seq: int, ts: tuple[int, int] | None) -> bool:
-    """A new SYN for a TIME-WAIT 4-tuple (RFC 6191): allowed if it is clearly newer."""
-    newer = seq > ep.receiver.rcv_nxt or (ts is not None and lt(ep.ts_recent, ts[0]))
-    if not newer:
+def _time_wait_reuse(ep: TCPEndpoint, seg: Segment) -> bool:
+    """A new SYN for a TIME-WAIT 4-tuple (RFC 1122 4.2.2.13, RFC 6191) ends TIME-WAIT when
+    it is clearly newer: a sequence number above RCV.NXT, or a newer timestamp. Checked
+    before the window test (the new ISN may fall inside the old window), as Linux's
+    tcp_timewait_state_process does."""
+    if not seg.flags & SYN or seg.flags & (ACK | RST):
+        return False
+    ts = seg.options.timestamp if ep.ts_enabled else None
+    if ts is not None and lt(ts[0], ep.ts_recent):
+        return False  # PAWS: an old duplicate
+    seq = unwrap(seg.seq, ep.receiver.rcv_nxt)
+    if not (seq > ep.receiver.rcv_nxt or (ts is not None and lt(ep.ts_recent, ts[0]))):
         return False
     ep.stack.stats.count("tcp.time_wait_recycled")
     ep.terminate(0)
-    return False  # let the sender retransmit the SYN to the listener
+    return True
+
 
 def _process_ack(ep: TCPEndpoint, seg: Segment, seq: int, ack: int,
                  ts: tuple[int, int] | None) -> bool:

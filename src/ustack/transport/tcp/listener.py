@@ -119,18 +119,19 @@ class Listener:
         child.rto_timer.set(parent.config.initial_rto)
         return child
 
-    def child_established(self, child: TCPEndpoint) -> bool:
+    def admits(self, child: TCPEndpoint) -> bool:
+        """Room in the accept queue for a child completing its handshake. Linux drops the
+        final ACK when there is none; the child stays half-open and retransmits its SYN-ACK."""
         if self._accept_queue_full():
-            # Linux drops the final ACK; the child stays half-open and retransmits its SYN-ACK.
-            child.state = State.SYN_RECEIVED
-            child.rto_timer.set(child.config.initial_rto)
             self.overflows += 1
             self.ep.stack.stats.count("tcp.listen_overflows")
             return False
+        return True
+
+    def child_established(self, child: TCPEndpoint) -> None:
         self.pending.discard(child)
         self.accept_queue.append(child)
         self.ep.waiters.notify(READABLE)
-        return True
 
     def child_closed(self, child: TCPEndpoint) -> None:
         self.pending.discard(child)
@@ -167,7 +168,13 @@ class Listener:
         sack = parent.config.sack and opts.sack_permitted
         ts = None
         if opts.timestamp is not None and parent.config.timestamps:
-            tsval = SynCookies.encode_ts(int(now * 1000), wscale, sack)
+            # Our TSval on the connection's own clock (see TCPProtocol.ts_offset); its low
+            # bits carry the *peer's* window scale (ours is a setting) and SACK-permitted.
+            clock = int(now * 1000) + protocol.ts_offset(pkt.dst_addr, ports[1], pkt.src_addr,
+                                                         ports[0])
+            peer_wscale = min(opts.wscale, 14) if wscale is not None and \
+                opts.wscale is not None else None
+            tsval = SynCookies.encode_ts(clock, peer_wscale, sack)
             ts = (tsval, opts.timestamp[0])
         else:
             wscale, sack = None, False  # without timestamps there is nowhere to keep them
@@ -203,6 +210,9 @@ class Listener:
         child = self._new_child(syn, pkt, iss=cookie)
         if child is None:
             return True
+        # The window our cookie SYN-ACK advertised (the same buffer, the same computation):
+        # the ACK may already carry data within it.
+        child.receiver.window_field(syn=True)
         parent.stack.stats.count("tcp.syncookies_received")
         child.synchronized_input(seg)
         return True

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer
@@ -33,6 +34,8 @@ class TCPProtocol:
         self.config = config or TCPConfig()
         secret = stack.random.randbytes(32)
         self._isn = ISNGenerator(secret)
+        self._ts = ISNGenerator(hashlib.blake2b(secret, digest_size=32,
+                                                person=b"tcp-ts-offset").digest())
         self.cookies = SynCookies(stack.random.randbytes(32))
         self.connections: set[TCPEndpoint] = set()
         self._challenge = TokenBucket(self.config.challenge_ack_limit,
@@ -45,6 +48,12 @@ class TCPProtocol:
 
     def isn(self, local: bytes, lport: int, remote: bytes, rport: int) -> int:
         return self._isn.isn(self.stack.clock.now(), local, lport, remote, rport)
+
+    def ts_offset(self, local: bytes, lport: int, remote: bytes, rport: int) -> int:
+        """RFC 7323 5.4: a per-connection random offset for our TSval clock. Keyed on the
+        4-tuple (as Linux's secure_tcp_ts_off), so that a SYN cookie's TSval and the
+        connection later rebuilt from the cookie share one clock (the peer's PAWS)."""
+        return self._ts.offset(local, lport, remote, rport)
 
     def challenge_ack_allowed(self) -> bool:
         return self._challenge.take(self.stack.clock.now())

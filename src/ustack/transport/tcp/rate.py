@@ -69,5 +69,8 @@ class DeliveryRate:
         rs.interval = max(rs.send_elapsed, rs.ack_elapsed)
         if rs.interval > 0 and rs.interval >= min_rtt * 0.999:
             rs.rate = rs.delivered / rs.interval
-            self.latest = rs
+            # An application-limited sample says little about the path: it replaces the
+            # reported one only when it is higher (Linux tcp_rate_gen, section 3.3 note).
+            if not rs.app_limited or rs.rate >= self.latest.rate:
+                self.latest = rs
         return rs

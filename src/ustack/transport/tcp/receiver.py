@@ -54,16 +54,19 @@ class Receiver:
         return max(0, self.rcvbuf - self.buffered - self.ooo_bytes)
 
     def window(self, scaled: bool = True) -> int:
-        """The window to advertise now: never shrinking, never growing by a silly amount."""
+        """The window to advertise now, never growing by a silly amount (RFC 9293
+        3.8.6.2.2). With a scale it is rounded *down* to whole units: rounding up would
+        promise buffer we lack, and, since the right edge never moves back, the excess
+        would pile up ACK after ACK. The edge may then seem to retract by less than one
+        unit, as RFC 7323 2.4 foresees; what we promised before (``rcv_adv``) is still
+        accepted (:meth:`acceptable_end`)."""
         free = max(0, self.rcvbuf - self.buffered)
         right = self.rcv_nxt + free
         if right - self.rcv_adv < min(self.rcvbuf // 2, self.mss):
-            right = max(self.rcv_adv, self.rcv_nxt)  # RFC 9293 3.8.6.2.2; no shrinking
-        wnd = right - self.rcv_nxt
-        if scaled and self.wscale:
-            units = (wnd + (1 << self.wscale) - 1) >> self.wscale  # round up: never shrink
-            wnd = units << self.wscale
-        wnd = min(wnd, 0xFFFF << (self.wscale if scaled else 0))
+            right = max(self.rcv_adv, self.rcv_nxt)  # no silly growth; no shrinking
+        shift = self.wscale if scaled else 0
+        wnd = min(right - self.rcv_nxt, 0xFFFF << shift)
+        wnd = (wnd >> shift) << shift
         self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + wnd)
         return wnd
 

@@ -18,7 +18,7 @@ class SendBuffer:
         self.start = start  # sequence number of the first byte held (snd_una's data)
         self.end = start  # sequence number after the last byte
         self._starts: list[int] = []
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes | memoryview] = []
 
     def __len__(self) -> int:
         return self.end - self.start
@@ -29,12 +29,13 @@ class SendBuffer:
         self.start, self.end = start, self.end + shift
         self._starts = [s + shift for s in self._starts]
 
-    def append(self, data: bytes) -> None:
+    def append(self, data: bytes | memoryview) -> None:
+        """Queue ``data``: bytes, or a view of bytes (never of mutable memory)."""
         if not data:
             return
         chunks = self._chunks
         if chunks and len(chunks[-1]) + len(data) <= COALESCE_LIMIT and len(data) < 4096:
-            chunks[-1] = chunks[-1] + data
+            chunks[-1] = bytes(chunks[-1]) + bytes(data)
         else:
             self._starts.append(self.end)
             chunks.append(data)

@@ -49,6 +49,7 @@ class Sender:
         self.fin_seq: int | None = None  # sequence number of our FIN once sent
         self.nodelay = False
         self.cork = False
+        self.snd_sml = 0  # end of the last sub-MSS segment sent (Minshall's Nagle)
         self.gso = False
         self.backoffs = 0
         self.last_send = 0.0
@@ -64,6 +65,7 @@ class Sender:
         self.snd_una = iss
         self.snd_nxt = self.snd_max = iss + 1  # the SYN takes one sequence number
         self.buffer.rebase(iss + 1)
+        self.snd_sml = iss + 1
         self.recovery.recovery_point = iss
 
     def use_sack(self, enabled: bool) -> None:
@@ -87,7 +89,7 @@ class Sender:
     def free_space(self) -> int:
         return max(0, self.sndbuf - len(self.buffer))
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         """Queue what fits; returns the byte count taken."""
         room = self.free_space()
         if room <= 0:
@@ -164,12 +166,15 @@ class Sender:
 
     def _restart_rto(self) -> None:
         if self.snd_max > self.snd_una:
-            self.ep.rto_timer.set(self.current_rto())
+            self.arm_rto()
         else:
             self.ep.rto_timer.cancel()
 
     def current_rto(self) -> float:
         return min(self.rtt.rto * (1 << self.backoffs), self.config.max_rto)
+
+    def arm_rto(self) -> None:
+        self.ep.rto_timer.set(self.ep.rto_delay(self.current_rto()))
 
     # --- timeouts ---------------------------------------------------------------------------
 
@@ -181,7 +186,7 @@ class Sender:
         self.recovery.on_timeout()
         self.output(force_one=True)
         if self.snd_max > self.snd_una:
-            self.ep.rto_timer.set(self.current_rto())
+            self.arm_rto()
 
     # --- output -----------------------------------------------------------------------------
 
@@ -242,21 +247,30 @@ class Sender:
         return sent
 
     def _may_send_partial(self, size: int, unsent: int) -> bool:
-        """Nagle (RFC 9293 3.7.4) and sender SWS avoidance (RFC 1122 4.2.3.4)."""
+        """Nagle (RFC 9293 3.7.4) and sender SWS avoidance (RFC 1122 4.2.3.4).
+
+        Nagle in Minshall's form, as Linux (tcp_minshall_check): a small segment waits
+        only while another *small* one is unacknowledged. The plain rule would hold the
+        tail of every write behind full-sized segments until they are acknowledged, which
+        against a delayed ACK stalls request/response traffic for the ACK delay."""
         if size < unsent:  # window-limited: only if a fair share of the max window
             return size >= self.max_snd_wnd // 2 or self.flight == 0
         if self.cork:
             return False
-        return self.nodelay or self.flight == 0
+        return self.nodelay or self.flight == 0 or self.snd_sml <= self.snd_una
 
     def _send_new(self, size: int, fin: bool, room: int, options: bytes) -> None:
         seq = self.snd_nxt
         now = self.clock.now()
         payload = self.buffer.view(seq, size) if size else b""
         end = seq + size + (1 if fin else 0)
+        if self.snd_max == self.snd_una:
+            self.ep.progress_time = now  # the user timeout counts from here (RFC 5482)
         self.ep.emit_data(seq, payload, fin, options, room if size > room else 0)
         if fin:
             self.fin_seq = seq + size
+        if 0 < size < room:
+            self.snd_sml = seq + size
         if end > self.snd_max:
             if seq >= self.snd_max:
                 seg = self.sendmap.append(seq, end, now)
@@ -267,7 +281,7 @@ class Sender:
         self.segs_out += 1
         self.last_send = now
         if not self.ep.rto_timer.armed:
-            self.ep.rto_timer.set(self.current_rto())
+            self.arm_rto()
 
     def _retransmit(self, seg: SentSegment, room: int, options: bytes) -> None:
         now = self.clock.now()
@@ -288,4 +302,4 @@ class Sender:
         self.stats.count("tcp.retransmitted_segments")
         self.last_send = now
         if not self.ep.rto_timer.armed:
-            self.ep.rto_timer.set(self.current_rto())
+            self.arm_rto()

@@ -3,7 +3,7 @@
 
 ISN layout: 5 bits of a 64-second counter, 3 bits of MSS index, 24 bits of a keyed
 hash of the 4-tuple, the counter and the peer's ISN. With timestamps, the low 6
-bits of our TSval carry the window scale (4 bits, 15 = none) and SACK-permitted,
+bits of our TSval carry the peer's window scale (4 bits, 15 = none) and SACK-permitted,
 as Linux does, and come back in the ACK's TSecr.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from typing import NamedTuple
+
+from ustack.transport.tcp.seqnum import gt
 
 MSS_TABLE = (536, 1220, 1440, 1460, 4312, 8960, 16344, 65476)
 PERIOD = 64.0
@@ -58,8 +60,13 @@ class SynCookies:
 
     @staticmethod
     def encode_ts(tsval: int, wscale: int | None, sack: bool) -> int:
+        """``tsval`` with its low bits replaced, never ahead of it (as Linux's
+        cookie_init_timestamp): the connection's later TSvals must not look older."""
         bits = ((NO_WSCALE if wscale is None else wscale) << 1) | int(sack)
-        return (tsval & ~((1 << TS_BITS) - 1) & 0xFFFFFFFF) | bits
+        value = (tsval & ~((1 << TS_BITS) - 1) & 0xFFFFFFFF) | bits
+        if gt(value, tsval & 0xFFFFFFFF):
+            value = (value - (1 << TS_BITS)) & 0xFFFFFFFF
+        return value
 
     @staticmethod
     def decode_ts(tsecr: int) -> tuple[int | None, bool]:

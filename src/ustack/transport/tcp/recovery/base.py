@@ -50,6 +50,13 @@ class LossRecovery:
         self.dupacks = 0
         self.recovery_point = s.snd_max
         s.cc.on_timeout(s.snd_max - s.snd_una, s.clock.now())
+        head = s.sendmap.segments[0] if s.sendmap.segments else None
+        if head is not None and head.sacked:
+            # RFC 2018 section 8: the receiver reneged on its SACKs (SND.UNA itself was
+            # SACKed, yet not acknowledged): forget them, as Linux's tcp_timeout_mark_lost,
+            # or the data they covered would never be sent again.
+            s.sendmap.clear_sacks()
+            s.stats.count("tcp.sack_reneging")
         s.sendmap.mark_all_lost()
 
     def next_retransmission(self) -> SentSegment | None:
