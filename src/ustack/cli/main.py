@@ -13,6 +13,8 @@ from ustack import __version__
 
 #: command name -> module under ustack.cli with add_arguments(parser) and run(args) -> int
 COMMANDS = {
+    "run": "Run a command with networking through ustack (unprivileged, like pasta).",
+    "passt": "Serve a VM's network over qemu's stream socket (like passt).",
     "host": "Serve a tap device in a network namespace with a ustack host (ping, UDP, TCP).",
     "ss": "Show the connections of a running ustack, like ss -ti.",
 }

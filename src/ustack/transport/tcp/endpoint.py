@@ -249,8 +249,22 @@ class TCPEndpoint:
             self.binding = self.table.bind(self, self.size, bytes(self.size), 0, self.reuse)
             self.local_port = self.binding.local_port
         self.table.connect(self.binding, route.local_addr, addr, port)
+        self._send_first_syn(route, route.local_addr, addr, port)
+
+    def connect_from(self, local: bytes, lport: int, addr: bytes, port: int) -> None:
+        """Active OPEN from a chosen address and port, registered on the exact 4-tuple
+        without claiming the port: the forwarder opening into its guest on behalf of a
+        host client, from that client's address (the NIC must allow spoofing)."""
+        if self.state is not State.CLOSED or self.binding is not None:
+            raise OSError(errno.EISCONN, "Transport endpoint is already connected")
+        route = self.stack.find_route(addr, local)
+        self.binding = self.table.add_connected(self, local, lport, addr, port)
+        self.local_port = lport
+        self._send_first_syn(route, local, addr, port)
+
+    def _send_first_syn(self, route: Route, local: bytes, addr: bytes, port: int) -> None:
         self.route = route
-        self.local_addr = route.local_addr
+        self.local_addr = local
         self.remote_addr, self.remote_port = addr, port
         self._start_connection(self.protocol.isn(self.local_addr, self.local_port, addr, port))
         self.state = State.SYN_SENT

@@ -9,6 +9,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer
+from ustack.transport.tcp.passive import passive_open
 from ustack.transport.tcp.segment import ACK, RST, SYN, Segment
 from ustack.transport.tcp.state import State
 from ustack.transport.tcp.syncookies import MSS_TABLE, SynCookies
@@ -18,9 +19,6 @@ from ustack.wire import tcp as wire
 if TYPE_CHECKING:
     from ustack.transport.tcp.endpoint import TCPEndpoint
 
-#: socket settings a child inherits from its listener
-INHERITED = ("keepalive", "keepidle", "keepintvl", "keepcnt", "linger",
-             "user_timeout", "maxseg", "ttl", "tos", "min_rto", "delayed_ack")
 
 
 class Listener:
@@ -75,48 +73,10 @@ class Listener:
                    ) -> TCPEndpoint | None:
         """A half-open child in SYN-RECEIVED. With ``iss`` (a SYN cookie) it is being
         recreated from the final ACK: no SYN-ACK is sent."""
-        from ustack.transport.tcp.endpoint import TCPEndpoint
-
-        parent = self.ep
-        protocol = parent.protocol
-        child = TCPEndpoint(protocol, parent.size)
-        for name in INHERITED:
-            setattr(child, name, getattr(parent, name))
-        child.receiver.rcvbuf = parent.receiver.rcvbuf
-        child.sender.sndbuf = parent.sender.sndbuf
-        child.sender.nodelay = parent.sender.nodelay
-        child.sender.set_congestion_control(parent.sender.cc.name)
-        try:
-            child.route = parent.stack.find_route(pkt.src_addr, pkt.dst_addr)
-            sport, dport = parent.table_ports(pkt)
-            child.binding = parent.table.add_connected(child, pkt.dst_addr, dport, pkt.src_addr,
-                                                       sport)
-        except OSError:
-            parent.stack.stats.count("tcp.child_create_failed")
-            return None
-        child.local_addr, child.local_port = pkt.dst_addr, dport
-        child.remote_addr, child.remote_port = pkt.src_addr, sport
-        child.passive = True
-        child.parent = self
-        child.receiver.init(seg.seq)
-        child.peer_syn_options = seg.options
-        if iss is None:
-            iss = protocol.isn(child.local_addr, dport, child.remote_addr, sport)
-        child._start_connection(iss)
-        child.negotiate(seg.options)
-        s = child.sender
-        s.snd_wnd = seg.window  # a SYN's window is not scaled (RFC 7323 2.2)
-        s.snd_wl1 = child.receiver.irs
-        s.snd_wl2 = s.iss
-        s.max_snd_wnd = seg.window
-        child.state = State.SYN_RECEIVED
-        self.pending.add(child)
-        parent.stack.stats.count("tcp.passive_opens")
-        if seg.flags & ACK:  # recreated from a SYN cookie
-            child.syn_retries = 1  # the handshake RTT is unknown: take no sample from it
-            return child
-        child.send_synack()
-        child.rto_timer.set(parent.config.initial_rto)
+        child = passive_open(self.ep.protocol, seg, pkt, template=self.ep, iss=iss)
+        if child is not None:
+            child.parent = self
+            self.pending.add(child)
         return child
 
     def admits(self, child: TCPEndpoint) -> bool:

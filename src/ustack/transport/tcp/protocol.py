@@ -46,6 +46,12 @@ class TCPProtocol:
     def new_endpoint(self, size: int) -> TCPEndpoint:
         return TCPEndpoint(self, size)
 
+    def passive_open(self, pkt: PacketBuffer, seg: Segment) -> TCPEndpoint | None:
+        """An endpoint answering ``seg`` (a SYN) with no listener: the guest forwarder's."""
+        from ustack.transport.tcp.passive import passive_open
+
+        return passive_open(self, seg, pkt)
+
     def isn(self, local: bytes, lport: int, remote: bytes, rport: int) -> int:
         return self._isn.isn(self.stack.clock.now(), local, lport, remote, rport)
 
