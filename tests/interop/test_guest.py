@@ -245,8 +245,8 @@ def _hidden_dirs(paths: list[str]) -> dict[str, set[str]]:
     return hidden
 
 
-def isolated(argv: list[str], *, user: int | None, tun: str,
-             timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def isolated(argv: list[str], *, user: int | None, tun: str, timeout: float = 180,
+             netns: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` in a private mount namespace (unshare --mount, private propagation).
 
     /dev/net is a tmpfs there, with a tun node anyone may open (``tun="open"``),
@@ -254,7 +254,8 @@ def isolated(argv: list[str], *, user: int | None, tun: str,
     ``user``, directories on the way to Python and this repository that others
     cannot enter are shown through tmpfs views holding only what is needed, and
     ``argv`` runs as ``user`` without any capability (setpriv).
-    The mounts vanish with the namespace.
+    The mounts vanish with the namespace. ``netns`` runs all of it in that network
+    namespace (``ip netns exec``).
     """
     lines = ["set -e", "mount -t tmpfs -o mode=755 ustack-test /dev/net"]
     if tun in ("open", "private"):
@@ -288,7 +289,8 @@ def isolated(argv: list[str], *, user: int | None, tun: str,
         prefix = []
     command = [*prefix, "env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv]
     lines.append("exec " + shlex.join(command))
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "--",
+    enter = ["ip", "netns", "exec", netns] if netns else []
+    return subprocess.run([*enter, "unshare", "--mount", "--propagation", "private", "--",
                            "sh", "-c", "\n".join(lines)], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO, check=False)
 

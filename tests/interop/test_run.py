@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.interop.hostrun import NEEDS_ROOT
+from tests.interop.test_guest import unprivileged_userns  # noqa: F401  (a fixture)
 from tests.interop.topology import OUTER4, REMOTE4, REMOTE6, World, world
 
 pytestmark = [pytest.mark.interop, NEEDS_ROOT]
@@ -156,3 +157,20 @@ def test_port_forwarding_into_the_guest(w: World) -> None:
             proc.kill()
             proc.wait()
 
+
+
+@pytest.mark.usefixtures("unprivileged_userns")
+def test_unprivileged_user_runs_ustack(w: World) -> None:
+    """As uid 65534 with no capabilities: ustack makes a user namespace for the guest."""
+    from tests.interop.test_guest import NOBODY, isolated
+
+    script = (f"id -u; curl -sS --fail http://{REMOTE4}/blob.bin | sha256sum; "
+              f"ping -n -c 1 -W 2 {REMOTE4} >/dev/null && echo pinged")
+    run = isolated([sys.executable, "-m", "ustack.cli.main", "run", "--", "sh", "-c", script],
+                   user=NOBODY, tun="open", netns=w.outer)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.split()
+    assert lines[0] == "0"  # root inside its own user namespace ...
+    assert hashlib.sha256(BLOB).hexdigest() in lines
+    assert "pinged" in lines
+    assert w.sink_packets() == 0

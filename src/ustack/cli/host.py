@@ -31,6 +31,7 @@ from typing import Any
 
 from ustack import control, netns
 from ustack.apps import echo, http, ping
+from ustack.cli.errors import UserError
 from ustack.contracts import LinkEndpoint
 from ustack.link.impairment import Impairment, ImpairmentEndpoint
 from ustack.link.sniffer import SnifferEndpoint
@@ -89,17 +90,11 @@ def _defaults(args: argparse.Namespace) -> None:
         if args.http is None:
             args.http = 80
     if not args.address:
-        from ustack.cli.main import UserError
-
         raise UserError("give ustack an address with --address ADDR/LEN (or no options "
                         "at all for the demo namespace)")
     if args.fetch and not args.output:
-        from ustack.cli.main import UserError
-
         raise UserError("--fetch needs --output FILE")
     if not 68 <= args.mtu <= 65520:
-        from ustack.cli.main import UserError
-
         raise UserError(f"--mtu {args.mtu} is outside 68..65520")
 
 

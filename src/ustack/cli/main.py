@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from ustack import __version__
+from ustack.cli.errors import UserError
 
 #: command name -> module under ustack.cli with add_arguments(parser) and run(args) -> int
 COMMANDS = {
@@ -18,10 +19,6 @@ COMMANDS = {
     "host": "Serve a tap device in a network namespace with a ustack host (ping, UDP, TCP).",
     "ss": "Show the connections of a running ustack, like ss -ti.",
 }
-
-
-class UserError(Exception):
-    """A mistake the user can fix: printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

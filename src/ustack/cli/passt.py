@@ -21,6 +21,7 @@ import logging
 import signal
 from pathlib import Path
 
+from ustack.cli.errors import UserError
 from ustack.cli.serve import add_forwarding_arguments, forwarding_setup, serve_guest_link
 from ustack.forward.config import DEFAULT_MTU, GuestNetwork
 from ustack.link.qemu import QemuStreamServer
@@ -37,13 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ustack.cli.main import UserError
-
     net, tcp_ports, udp_ports = forwarding_setup(args, GuestNetwork(mtu=args.mtu))
     try:
         server = QemuStreamServer(str(args.socket), mtu=args.mtu)
     except OSError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(exc.strerror or str(exc)) from None
     try:
         return asyncio.run(_serve(args, server, net, tcp_ports, udp_ports))
     finally:

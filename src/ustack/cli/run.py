@@ -23,6 +23,7 @@ import logging
 import signal
 from pathlib import Path
 
+from ustack.cli.errors import UserError
 from ustack.cli.serve import add_forwarding_arguments, forwarding_setup, serve_guest_link
 from ustack.forward.config import DEFAULT_MTU, GuestNetwork
 from ustack.forward.guest import Guest, spawn_guest
@@ -39,14 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--userns", action=argparse.BooleanOptionalAction, default=None,
         help="run in a new user namespace (default: when not root)")
     add_forwarding_arguments(parser)
-    add("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS]",
+    add("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS]",
         help="what to run in the guest (default: your shell)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ustack.cli.main import UserError
-
-    argv = args.command[1:] if args.command[:1] == ["--"] else args.command
+    argv = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     net, tcp_ports, udp_ports = forwarding_setup(args, GuestNetwork(mtu=args.mtu))
     try:
         guest = spawn_guest(argv or None, net, tap_name=args.tap, mtu=args.mtu,

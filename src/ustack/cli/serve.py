@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ustack.cli.errors import UserError
 from ustack.contracts import LinkEndpoint
 from ustack.forward.config import GuestNetwork
 from ustack.forward.forwarder import Forwarder
@@ -34,8 +35,6 @@ def add_forwarding_arguments(parser: argparse.ArgumentParser) -> None:
 
 def forwarding_setup(args: argparse.Namespace, net: GuestNetwork,
                      ) -> tuple[GuestNetwork, list[tuple[int, int]], list[tuple[int, int]]]:
-    from ustack.cli.main import UserError
-
     try:
         tcp_ports = parse_ports(args.tcp_ports)
         udp_ports = parse_ports(args.udp_ports)
@@ -64,8 +63,6 @@ async def serve_guest_link(args: argparse.Namespace, link: LinkEndpoint, net: Gu
                            *, router_advertisements: bool = True,
                            pcap: Path | None = None) -> AsyncIterator[Served]:
     """A gateway stack on ``link`` with services and forwarding, torn down on exit."""
-    from ustack.cli.main import UserError
-
     loop = asyncio.get_running_loop()
     stack = new_stack(loop, options=StackOptions(slaac=False, announce=False))
     if pcap is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ustack import control
+from ustack.cli.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,8 +58,6 @@ def format_info(row: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ustack.cli.main import UserError
-
     path = args.control or control.default_path("host", args.netns)
     try:
         reply = control.query(path, "ss")
