@@ -14,6 +14,7 @@ from ustack.cli.errors import UserError
 
 #: command name -> module under ustack.cli with add_arguments(parser) and run(args) -> int
 COMMANDS = {
+    "demo": "Show ustack's main job end to end: a guest reaches the host and is reached.",
     "run": "Run a command with networking through ustack (unprivileged, like pasta).",
     "passt": "Serve a VM's network over qemu's stream socket (like passt).",
     "host": "Serve a tap device in a network namespace with a ustack host (ping, UDP, TCP).",

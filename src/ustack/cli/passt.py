@@ -55,7 +55,7 @@ async def _serve(args: argparse.Namespace, server: QemuStreamServer, net: GuestN
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with serve_guest_link(args, server.endpoint, net, tcp_ports, udp_ports,
+    async with serve_guest_link(server.endpoint, net, tcp_ports, udp_ports,
                                 pcap=args.pcap) as served:
         if not args.quiet:
             server.on_connect = lambda: print("ustack passt: guest connected", flush=True)

@@ -67,7 +67,7 @@ async def _serve(args: argparse.Namespace, guest: Guest, net: GuestNetwork,
     for sig in (signal.SIGINT, signal.SIGQUIT):
         loop.add_signal_handler(sig, lambda: None)
     loop.add_signal_handler(signal.SIGTERM, guest.terminate)
-    async with serve_guest_link(args, guest.tap, net, tcp_ports, udp_ports,
+    async with serve_guest_link(guest.tap, net, tcp_ports, udp_ports,
                                 router_advertisements=False, pcap=args.pcap) as served:
         guest.tap.start(loop)
         guest.start()

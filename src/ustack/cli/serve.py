@@ -58,7 +58,7 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serve_guest_link(args: argparse.Namespace, link: LinkEndpoint, net: GuestNetwork,
+async def serve_guest_link(link: LinkEndpoint, net: GuestNetwork,
                            tcp_ports: list[tuple[int, int]], udp_ports: list[tuple[int, int]],
                            *, router_advertisements: bool = True,
                            pcap: Path | None = None) -> AsyncIterator[Served]:

@@ -95,6 +95,16 @@ class Guest:
         return f"<Guest pid={self.pid} tap={self.tap.name!r} returncode={self.returncode}>"
 
     @property
+    def stdin(self) -> IO[bytes] | None:
+        """The command's stdin when spawned with ``stdin=subprocess.PIPE``."""
+        return self._proc.stdin
+
+    @property
+    def stdout(self) -> IO[bytes] | None:
+        """The command's stdout when spawned with ``stdout=subprocess.PIPE``."""
+        return self._proc.stdout
+
+    @property
     def netns_path(self) -> str:
         """The guest's network namespace, while it runs (for nsenter(1) or setns(2))."""
         return f"/proc/{self.pid}/ns/net"
