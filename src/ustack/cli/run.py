@@ -13,6 +13,7 @@ Examples:
   ustack run -t 8080:80 -- python3 -m http.server 80
   ustack run                                       # a shell in the guest
   ustack run --netns NAME -- ip addr               # serve an existing namespace
+  ustack run --netns NAME                          # ... until SIGTERM
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     argv = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     net, tcp_ports, udp_ports = forwarding_setup(args, GuestNetwork(mtu=args.mtu))
+    if args.netns and not argv:
+        argv = ["sleep", "infinity"]  # serve the namespace until we are told to stop
     try:
         guest = spawn_guest(argv or None, net, tap_name=args.tap, mtu=args.mtu,
                             offload=not args.no_offload, userns=args.userns, netns=args.netns)
