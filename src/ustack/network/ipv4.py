@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer, finish_partial_checksum
-from ustack.contracts import ControlKind, ControlMessage, DeliveryResult, TransportDispatcher
+from ustack.contracts import DeliveryResult, TransportDispatcher
+from ustack.network import local
 from ustack.network.fragment import Reassembler
 from ustack.network.icmp4 import ICMPv4Handler
 from ustack.network.pmtu import PathMTUCache
@@ -183,27 +184,14 @@ class IPv4Endpoint:
 
     def handle_link_resolution_failure(self, pkt: PacketBuffer) -> None:
         """ARP gave up on the next hop: tell the sender's endpoint, as a local ICMP would."""
-        data = pkt.headers()
+        data = pkt.to_bytes()
         try:
             hdr = wire.parse(data, verify_checksum=False, quoted=True)
         except ParseError:
             return
-        quoted = bytes(data[hdr.header_length:hdr.header_length + 8])
-        if len(quoted) < 4:
-            return
-        msg = ControlMessage(ControlKind.HOST_UNREACHABLE, hdr.src, hdr.dst,
-                             int.from_bytes(quoted[0:2], "big"), int.from_bytes(quoted[2:4], "big"),
-                             0, quoted, hdr.src)
-        self.dispatcher.deliver_transport_control(hdr.protocol, msg, pkt)
+        msg = local.unreachable(hdr.src, hdr.dst, hdr.protocol, data[hdr.header_length:])
+        if msg is not None:
+            self.dispatcher.deliver_transport_control(hdr.protocol, msg, pkt)
 
     def _loop_back(self, pkt: PacketBuffer) -> None:
-        """A packet to one of our own addresses: deliver it to ourselves, on the clock."""
-        data = pkt.to_bytes()
-
-        def deliver() -> None:
-            inbound = PacketBuffer(0, data)
-            inbound.nic = self.nic
-            inbound.checksum_verified = True
-            self.handle_packet(inbound)
-
-        self._clock.call_soon(deliver)
+        local.loop_back(self._clock, self.nic, self.handle_packet, pkt)

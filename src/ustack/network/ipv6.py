@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer, finish_partial_checksum
-from ustack.contracts import ControlKind, ControlMessage, DeliveryResult, TransportDispatcher
+from ustack.contracts import DeliveryResult, TransportDispatcher
+from ustack.network import local
 from ustack.network.fragment import Reassembler
 from ustack.network.icmp6 import ICMPv6Handler
 from ustack.network.ndp import NDP
@@ -250,26 +251,18 @@ class IPv6Endpoint:
         self.stats.counters["ipv6.tx"] += 1
 
     def handle_link_resolution_failure(self, pkt: PacketBuffer) -> None:
-        data = pkt.headers()
+        """NDP gave up on the next hop: tell the sender's endpoint, as a local ICMPv6 would."""
+        data = pkt.to_bytes()
         try:
-            hdr = wire.parse(bytes(data) + bytes(pkt.body()))
+            hdr = wire.parse(data)
         except ParseError:
             return
-        quoted = bytes(data[wire.HEADER_LEN:wire.HEADER_LEN + 8])
-        if len(quoted) < 4:
+        protocol, offset = wire.upper_layer(data, hdr.next_header)
+        if offset < 0:
             return
-        msg = ControlMessage(ControlKind.HOST_UNREACHABLE, hdr.src, hdr.dst,
-                             int.from_bytes(quoted[0:2], "big"), int.from_bytes(quoted[2:4], "big"),
-                             0, quoted, hdr.src)
-        self.dispatcher.deliver_transport_control(hdr.next_header, msg, pkt)
+        msg = local.unreachable(hdr.src, hdr.dst, protocol, data[offset:])
+        if msg is not None:
+            self.dispatcher.deliver_transport_control(protocol, msg, pkt)
 
     def _loop_back(self, pkt: PacketBuffer) -> None:
-        data = pkt.to_bytes()
-
-        def deliver() -> None:
-            inbound = PacketBuffer(0, data)
-            inbound.nic = self.nic
-            inbound.checksum_verified = True
-            self.handle_packet(inbound)
-
-        self._clock.call_soon(deliver)
+        local.loop_back(self._clock, self.nic, self.handle_packet, pkt)
