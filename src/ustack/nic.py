@@ -65,6 +65,7 @@ class NIC:
         caps = link.capabilities
         self.needs_resolution = bool(caps & LinkCapabilities.RESOLUTION_REQUIRED)
         self.rx_checksum_offload = bool(caps & LinkCapabilities.RX_CHECKSUM_OFFLOAD)
+        self.tx_checksum_offload = bool(caps & LinkCapabilities.TX_CHECKSUM_OFFLOAD)
 
     def __repr__(self) -> str:
         return f"NIC({self.id}, {self.name!r})"

@@ -92,6 +92,7 @@ class Route:
     """A resolved path: which NIC, which addresses, which next hop. Cached by connected sockets."""
 
     __slots__ = (
+        "checksum_offload",
         "is_local",
         "link_addr",
         "local_addr",
@@ -115,6 +116,9 @@ class Route:
         #: a link address fixed in advance (broadcast, multicast, or a known neighbor):
         #: packets on this route skip neighbor resolution
         self.link_addr = link_addr
+        #: transport checksums may be left partial: the link (or no wire at all) finishes
+        #: them; fixed per route, as a link's capabilities do not change
+        self.checksum_offload = is_local or nic.tx_checksum_offload
 
     @property
     def mtu(self) -> int:
@@ -128,12 +132,6 @@ class Route:
     @property
     def capabilities(self) -> LinkCapabilities:
         return self.nic.link.capabilities
-
-    @property
-    def checksum_offload(self) -> bool:
-        """Transport checksums may be left partial: the link (or no wire at all) finishes them."""
-        return self.is_local or bool(
-            self.nic.link.capabilities & LinkCapabilities.TX_CHECKSUM_OFFLOAD)
 
     def write_packet(self, pkt: PacketBuffer, protocol: int, ttl: int = 0, tos: int = 0) -> None:
         """Send a transport packet (headers from the transport layer down still to add)."""

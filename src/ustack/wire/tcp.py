@@ -133,6 +133,9 @@ def build_options(opts: TCPOptions, syn_order: str = "linux") -> bytes:
     ``syn_order`` picks the layout of SYN options: ``"linux"`` (mss, sackOK+TS,
     nop, wscale) or ``"freebsd"`` (mss, nop, wscale, sackOK, TS).
     """
+    if opts.timestamp is not None and opts.mss is None and not opts.sack_blocks \
+            and opts.fastopen is None and opts.wscale is None and not opts.sack_permitted:
+        return _TS_FAST + _TS.pack(*opts.timestamp)  # the common data segment: NOP NOP TS
     out = bytearray()
     if opts.mss is not None:
         out += bytes((OPT_MSS, 4)) + _U16.pack(opts.mss)
