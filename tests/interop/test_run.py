@@ -174,3 +174,47 @@ def test_unprivileged_user_runs_ustack(w: World) -> None:
     assert hashlib.sha256(BLOB).hexdigest() in lines
     assert "pinged" in lines
     assert w.sink_packets() == 0
+
+
+def test_udp_flows_to_a_remote_server(w: World) -> None:
+    """A guest's UDP flow to a remote address leaves over a host UDP socket (no forwarder)."""
+    script = ("import socket, sys\n"
+              "fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET\n"
+              "s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(5)\n"
+              "q = b'\\xab\\xcd\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00'"
+              " + b'\\x01x\\x00\\x00\\x01\\x00\\x01'\n"
+              "for i in range(20):\n"
+              "    s.sendto(q, (sys.argv[1], 53)); r = s.recv(512); assert r[:2] == q[:2]\n"
+              "print(socket.inet_ntoa(r[-4:]))\n")
+    assert guest_python(w, script, REMOTE4).strip() == REMOTE4
+    assert guest_python(w, script, REMOTE6).strip() == REMOTE4  # an A record, asked over v6
+
+
+def test_udp_port_forwarding_into_the_guest(w: World) -> None:
+    import subprocess
+
+    server = ("import socket\n"
+              "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 53))\n"
+              "for _ in range(3):\n"
+              "    data, addr = s.recvfrom(100)\n"
+              "    s.sendto(data + b' from ' + addr[0].encode(), addr)\n")
+    proc = subprocess.Popen(["ip", "netns", "exec", w.outer, sys.executable, "-m",
+                             "ustack.cli.main", "run", "-u", "5353:53", "--", sys.executable,
+                             "-c", server], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    client = ("import socket, sys, time\n"
+              "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.2)\n"
+              "for i in range(100):\n"
+              "    s.sendto(b'ping', (sys.argv[1], 5353))\n"
+              "    try:\n"
+              "        print(s.recv(100).decode()); break\n"
+              "    except OSError: time.sleep(0.1)\n")
+    try:
+        local = w.run(sys.executable, "-c", client, "127.0.0.1").stdout.strip()
+        assert local == "ping from 10.0.2.2"
+        remote = subprocess.run(["ip", "netns", "exec", w.remote, sys.executable, "-c", client,
+                                 OUTER4], capture_output=True, text=True, timeout=60).stdout
+        assert remote.strip() == f"ping from {REMOTE4}"
+    finally:
+        proc.kill()
+        proc.wait()
