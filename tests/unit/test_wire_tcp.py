@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -94,17 +95,41 @@ def tcp_options(draw: st.DrawFn) -> tcp.TCPOptions:
 
 def encoded_size(opts: tcp.TCPOptions, order: str) -> int:
     """Bytes before padding, following the layouts documented in build_options."""
+    if order == "freebsd":
+        return freebsd_size(opts)
     n = 4 if opts.mss is not None else 0
     n += 4 if opts.wscale is not None else 0
-    if order == "freebsd":
-        n += 2 if opts.sack_permitted else 0
-        n += (10 + (0 if opts.sack_permitted else 2)) if opts.timestamp else 0
-    else:
-        n += 12 if opts.timestamp else (4 if opts.sack_permitted else 0)
+    n += 12 if opts.timestamp else (4 if opts.sack_permitted else 0)
     if opts.fastopen is not None:
         n += len(opts.fastopen) + (4 if opts.fastopen_experimental else 2)
     if opts.sack_blocks:
         n += 4 + 8 * len(opts.sack_blocks)
+    return n
+
+
+def freebsd_size(opts: tcp.TCPOptions) -> int:
+    """FreeBSD's tcp_addoptions(): NOPs align each option (MSS 4n, window scale 4n+1 after
+    one NOP at least, SACK-permitted 2n, timestamps and SACK blocks 4n+2)."""
+    n = 0
+
+    def place(size: int, ok: Callable[[int], bool]) -> None:
+        nonlocal n
+        while not ok(n):
+            n += 1
+        n += size
+
+    if opts.mss is not None:
+        place(4, lambda k: k % 4 == 0)
+    if opts.wscale is not None:
+        place(3, lambda k: k % 2 == 1)
+    if opts.sack_permitted:
+        place(2, lambda k: k % 2 == 0)
+    if opts.timestamp:
+        place(10, lambda k: k % 4 == 2)
+    if opts.sack_blocks:
+        place(2 + 8 * len(opts.sack_blocks), lambda k: k % 4 == 2)
+    if opts.fastopen is not None:
+        n += len(opts.fastopen) + (4 if opts.fastopen_experimental else 2)
     return n
 
 
@@ -117,7 +142,9 @@ def test_options_roundtrip(opts: tcp.TCPOptions, order: str) -> None:
         return
     raw = tcp.build_options(opts, order)
     assert len(raw) == size + (-size % 4)
-    assert raw[size:] == b"\x01" * (len(raw) - size)  # padded with NOPs
+    # Linux pads with NOPs; FreeBSD ends the list with EOL and zero padding
+    pad = b"\x00" if order == "freebsd" else b"\x01"
+    assert raw[size:] == pad * (len(raw) - size)
     assert tcp.parse_options(raw, 0, len(raw)) == opts
     # the same bytes inside a larger buffer, parsed through a memoryview
     framed = memoryview(b"\xee" * 20 + raw + b"payload")
@@ -134,6 +161,12 @@ def test_freebsd_syn_layout() -> None:
     opts = tcp.TCPOptions(mss=1460, wscale=6, sack_permitted=True, timestamp=(0x01020304, 0))
     assert tcp.build_options(opts, "freebsd") == bytes.fromhex(
         "020405b4" "01030306" "0402" "080a0102030400000000")
+
+
+def test_freebsd_synack_layout_pads_with_eol() -> None:
+    """A FreeBSD SYN-ACK answering <mss, sackOK>: <mss 1460,sackOK,eol,eol>."""
+    opts = tcp.TCPOptions(mss=1460, sack_permitted=True)
+    assert tcp.build_options(opts, "freebsd") == bytes.fromhex("020405b4" "0402" "0000")
 
 
 def test_established_timestamp_layout_and_fast_path() -> None:

@@ -73,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--reorder", type=float, default=0.0, metavar="PCT",
         help="hold back PCT%% of frames each way (reordering)")
     add("--seed", type=int, default=1, help="seed for --loss/--reorder (default 1)")
+    add("--tcp-stack", metavar="NAME", help="TCP stack for every connection (default, rack)")
+    add("--cc", metavar="NAME", help="congestion control for every connection "
+        "(newreno, cubic, bbr)")
     add("--control", type=Path, metavar="PATH", help="control socket for 'ustack ss'")
     add("--keep-netns", action="store_true", help="leave a namespace we created in place")
     add("--ss", action="store_true", help="print the connections every 2 s, like ss -ti")
@@ -121,6 +124,7 @@ async def _serve(args: argparse.Namespace, tap: TapEndpoint) -> int:
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as cleanup:
         stack = new_stack(loop)
+        _tcp_defaults(stack, args)
         link: LinkEndpoint = tap
         if args.loss or args.reorder:
             impair = Impairment(loss=args.loss / 100, reorder=args.reorder / 100)
@@ -156,6 +160,24 @@ async def _serve(args: argparse.Namespace, tap: TapEndpoint) -> int:
             print(f"\nustack host: {nic.stats['rx_packets']} packets in, "
                   f"{nic.stats['tx_packets']} out, {stack.stats['drops']} dropped")
     return 0
+
+
+def _tcp_defaults(stack: Stack, args: argparse.Namespace) -> None:
+    """--tcp-stack and --cc: the stack-wide defaults every new connection takes."""
+    from ustack.cli.errors import UserError
+    from ustack.transport.tcp import cc, stacks
+    from ustack.wire.proto import IPProto
+
+    config = stack.transport_protocols[IPProto.TCP].config  # type: ignore[attr-defined]
+    if args.tcp_stack:
+        try:
+            config.tcp_stack = stacks.get(args.tcp_stack).name
+        except KeyError as exc:
+            raise UserError(str(exc)) from None
+    if args.cc:
+        if args.cc not in cc.available():
+            raise UserError(f"--cc {args.cc}: one of {', '.join(cc.available())}")
+        config.congestion_control = args.cc
 
 
 async def _start_services(stack: Stack, args: argparse.Namespace, cleanup: AsyncExitStack,

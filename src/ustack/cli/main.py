@@ -19,6 +19,8 @@ COMMANDS = {
     "passt": "Serve a VM's network over qemu's stream socket (like passt).",
     "host": "Serve a tap device in a network namespace with a ustack host (ping, UDP, TCP).",
     "ss": "Show the connections of a running ustack, like ss -ti.",
+    "sim": "Simulate TCP across a bottleneck on a virtual clock (CC, RACK, pacing).",
+    "pktdrill": "Run packetdrill scripts against ustack on a virtual clock.",
 }
 
 

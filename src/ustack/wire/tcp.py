@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import NamedTuple
 
 from ustack.wire import checksum
@@ -130,33 +131,25 @@ def parse_options(data: Buffer, start: int, end: int) -> TCPOptions:
 def build_options(opts: TCPOptions, syn_order: str = "linux") -> bytes:
     """Encode options padded with NOPs to a multiple of four bytes.
 
-    ``syn_order`` picks the layout of SYN options: ``"linux"`` (mss, sackOK+TS,
-    nop, wscale) or ``"freebsd"`` (mss, nop, wscale, sackOK, TS).
+    ``syn_order`` picks the layout: ``"linux"`` (mss, sackOK+TS, nop, wscale) or
+    ``"freebsd"`` (FreeBSD's own: mss, nop, wscale, sackOK, TS, padded with EOL).
     """
     if opts.timestamp is not None and opts.mss is None and not opts.sack_blocks \
             and opts.fastopen is None and opts.wscale is None and not opts.sack_permitted:
         return _TS_FAST + _TS.pack(*opts.timestamp)  # the common data segment: NOP NOP TS
+    if syn_order == "freebsd":
+        return _freebsd_layout(opts)
     out = bytearray()
     if opts.mss is not None:
         out += bytes((OPT_MSS, 4)) + _U16.pack(opts.mss)
-    if syn_order == "freebsd":
-        if opts.wscale is not None:
-            out += bytes((OPT_NOP, OPT_WSCALE, 3, opts.wscale))
-        if opts.sack_permitted:
-            out += bytes((OPT_SACK_PERMITTED, 2))
-        if opts.timestamp is not None:
-            if not opts.sack_permitted:
-                out += bytes((OPT_NOP, OPT_NOP))
-            out += bytes((OPT_TIMESTAMP, 10)) + _TS.pack(*opts.timestamp)
-    else:
-        if opts.sack_permitted and opts.timestamp is not None:
-            out += bytes((OPT_SACK_PERMITTED, 2, OPT_TIMESTAMP, 10)) + _TS.pack(*opts.timestamp)
-        elif opts.timestamp is not None:
-            out += _TS_FAST + _TS.pack(*opts.timestamp)
-        elif opts.sack_permitted:
-            out += bytes((OPT_NOP, OPT_NOP, OPT_SACK_PERMITTED, 2))
-        if opts.wscale is not None:
-            out += bytes((OPT_NOP, OPT_WSCALE, 3, opts.wscale))
+    if opts.sack_permitted and opts.timestamp is not None:
+        out += bytes((OPT_SACK_PERMITTED, 2, OPT_TIMESTAMP, 10)) + _TS.pack(*opts.timestamp)
+    elif opts.timestamp is not None:
+        out += _TS_FAST + _TS.pack(*opts.timestamp)
+    elif opts.sack_permitted:
+        out += bytes((OPT_NOP, OPT_NOP, OPT_SACK_PERMITTED, 2))
+    if opts.wscale is not None:
+        out += bytes((OPT_NOP, OPT_WSCALE, 3, opts.wscale))
     if opts.fastopen is not None:
         if opts.fastopen_experimental:
             out += bytes((OPT_EXPERIMENTAL, 4 + len(opts.fastopen))) + _U16.pack(
@@ -169,6 +162,46 @@ def build_options(opts: TCPOptions, syn_order: str = "linux") -> bytes:
             out += _TS.pack(left, right)
     pad = -len(out) % 4
     out += bytes((OPT_NOP,)) * pad
+    if len(out) > MAX_OPTIONS_LEN:
+        raise ValueError(f"tcp options take {len(out)} bytes, more than 40")
+    return bytes(out)
+
+
+def _freebsd_layout(opts: TCPOptions) -> bytes:
+    """FreeBSD's tcp_addoptions(): options in the order of their TOF_ flags, each
+    aligned with NOPs as it likes (MSS on 4, window scale on 4n+1, SACK-permitted on
+    2, timestamps and SACK blocks on 4n+2), the list ended by EOL and zero padding."""
+    out = bytearray()
+
+    def align(ok: Callable[[int], bool]) -> None:
+        while not ok(len(out)):
+            out.append(OPT_NOP)
+
+    if opts.mss is not None:
+        align(lambda n: n % 4 == 0)
+        out += bytes((OPT_MSS, 4)) + _U16.pack(opts.mss)
+    if opts.wscale is not None:
+        align(lambda n: n % 2 == 1)
+        out += bytes((OPT_WSCALE, 3, opts.wscale))
+    if opts.sack_permitted:
+        align(lambda n: n % 2 == 0)
+        out += bytes((OPT_SACK_PERMITTED, 2))
+    if opts.timestamp is not None:
+        align(lambda n: n % 4 == 2)
+        out += bytes((OPT_TIMESTAMP, 10)) + _TS.pack(*opts.timestamp)
+    if opts.sack_blocks:
+        align(lambda n: n % 4 == 2)
+        out += bytes((OPT_SACK, 2 + 8 * len(opts.sack_blocks)))
+        for left, right in opts.sack_blocks:
+            out += _TS.pack(left, right)
+    if opts.fastopen is not None:
+        if opts.fastopen_experimental:
+            out += bytes((OPT_EXPERIMENTAL, 4 + len(opts.fastopen))) + _U16.pack(
+                FASTOPEN_MAGIC) + opts.fastopen
+        else:
+            out += bytes((OPT_FASTOPEN, 2 + len(opts.fastopen))) + opts.fastopen
+    if len(out) % 4:
+        out += bytes(-len(out) % 4)  # EOL, then zero padding (RFC 9293 3.1)
     if len(out) > MAX_OPTIONS_LEN:
         raise ValueError(f"tcp options take {len(out)} bytes, more than 40")
     return bytes(out)

@@ -49,6 +49,25 @@ class TCPConfig:
     invalid_ratelimit: float = 0.5
     # strategies by name
     congestion_control: str = "newreno"
+    tcp_stack: str = "default"  # stacks.py (FreeBSD's net.inet.tcp.functions_default)
+    pacing: bool = False  # pace every connection (at 120-200% of cwnd/SRTT, as Linux)
+    max_burst: int = 10  # segments a burst-mitigating stack (rack) sends back to back
+    rack_require_sack: bool = False  # the rack stack refuses peers without SACK
     # the segment layout of SYN options: "linux" or "freebsd"
     syn_option_order: str = "linux"
     default_mss: int = 536  # RFC 9293 3.7.1 when the peer sends no MSS option
+    # RFC 3168 ECN: 0 off, 1 request it and accept it, 2 accept it when the peer asks
+    # (Linux's tcp_ecn, FreeBSD's net.inet.tcp.ecn.enable)
+    ecn: int = 0
+    # choices where FreeBSD differs (sysctl.py maps net.inet.tcp.* onto them)
+    rto_slop: float = 0.0  # added to every RTO computed from samples (FreeBSD: 200 ms)
+    tolerate_missing_ts: bool = True  # RFC 7323 3.2: False drops non-RST segments lacking TS
+    rfc5961_rst: bool = True  # RFC 5961 3.2 (False: RFC 793, any in-window RST resets)
+    rfc5961_syn: bool = True  # RFC 5961 4.2 (False: RFC 793, an in-window SYN resets)
+    drop_synfin: bool = True  # drop segments with SYN and FIN (False: take them as SYNs)
+    round_buffers_to_mss: bool = False  # FreeBSD tcp_mss(): buffers become MSS multiples
+    # the receive window: "rfc" (RFC 9293 3.8.6.2.2: the edge moves by min(BUF/2, MSS) or
+    # not at all) or "freebsd" (tcp_output(): the free space; 0 below min(BUF/4, MSS))
+    window_policy: str = "rfc"
+    time_wait_policy: str = "rfc"  # "freebsd": tcp_twcheck() (ACK all but duplicate ACKs)
+    fin_with_acks: bool = False  # FreeBSD: ACKs sent while our FIN is unacked carry it again

@@ -18,7 +18,9 @@ from ustack.demux import Binding
 from ustack.route import Route
 from ustack.transport.tcp import input as tcp_input
 from ustack.transport.tcp import output as tcp_output
+from ustack.transport.tcp import stacks
 from ustack.transport.tcp.config import TCPConfig
+from ustack.transport.tcp.ecn import EcnState
 from ustack.transport.tcp.receiver import Receiver
 from ustack.transport.tcp.sender import Sender
 from ustack.transport.tcp.state import RECEIVING, SENDING, State
@@ -61,6 +63,7 @@ class TCPEndpoint:
         self.route: Route | None = None
         self.receiver = Receiver(cfg.rcvbuf, cfg.default_mss, cfg.rcvbuf_max)
         self.receiver.wscale = _wscale_for(cfg.rcvbuf_max) if cfg.window_scaling else 0
+        self.receiver.policy = cfg.window_policy
         self.sender = Sender(self, cfg.default_mss, cfg.sndbuf, cfg.congestion_control)
         # negotiated at the handshake
         self.ts_enabled = False
@@ -70,6 +73,8 @@ class TCPEndpoint:
         self.ts_offset = 0  # RFC 7323 5.4: set per connection in _start_connection
         self.peer_mss = cfg.default_mss
         self.peer_syn_options: wire.TCPOptions | None = None
+        self.syn_text: tcp_input.Segment | None = None  # text a SYN brought in SYN-SENT
+        self.ecn = EcnState()  # RFC 3168 (ecn.py)
         self.maxseg = 0  # TCP_MAXSEG: 0 means not set
         self.rcv_mss = cfg.default_mss
         # ACK state (output.py)
@@ -92,6 +97,7 @@ class TCPEndpoint:
         self.min_rto = cfg.min_rto
         self.ttl = 0
         self.tos = 0
+        self.noopt = False  # FreeBSD's TCP_NOOPT: a SYN or SYN-ACK with no options at all
         # lifecycle
         self.error = 0
         self.soft_error = 0
@@ -301,11 +307,26 @@ class TCPEndpoint:
             self.receiver.wscale = 0
         self.sack_enabled = cfg.sack and peer.sack_permitted
         self.ts_enabled = cfg.timestamps and peer.timestamp is not None
+        if self.noopt:  # we offered no options, so none is in use (FreeBSD TF_NOOPT)
+            self.sender.wscale = self.receiver.wscale = 0
+            self.sack_enabled = self.ts_enabled = False
         if self.ts_enabled and peer.timestamp is not None:
             self.ts_recent = peer.timestamp[0]
             self.ts_recent_time = self.clock.now()
         self.sender.use_sack(self.sack_enabled)
         self.update_send_mss()
+        self.receiver.seg_mss = min(self.peer_mss, self.advertised_mss())
+        if cfg.round_buffers_to_mss:
+            self._round_buffers(min(self.peer_mss, self.advertised_mss()))
+
+    def _round_buffers(self, mss: int) -> None:
+        """FreeBSD's tcp_mss(): once the MSS is known, the socket buffers grow to whole
+        multiples of it (within kern.ipc.maxsockbuf)."""
+        r, s = self.receiver, self.sender
+        if r.rcvbuf > mss:
+            r.rcvbuf = max(r.rcvbuf, min(-(-r.rcvbuf // mss) * mss, r.rcvbuf_max))
+        if s.sndbuf > mss:
+            s.sndbuf = max(s.sndbuf, min(-(-s.sndbuf // mss) * mss, self.config.sndbuf_max))
 
     @property
     def closed(self) -> bool:
@@ -318,6 +339,7 @@ class TCPEndpoint:
             return False
         self.state = State.ESTABLISHED
         self.established_at = self.clock.now()
+        stacks.settle(self)  # the chosen or inherited TCP stack takes it, or falls back
         self.rto_timer.cancel()
         self.sender.backoffs = 0
         self.syn_retries = 0
@@ -449,6 +471,7 @@ class TCPEndpoint:
         for timer in (self.rto_timer, self.delack_timer, self.keepalive_timer,
                       self.persist_timer, self.wait_timer):
             timer.stop()
+        self.sender.stop_timers()
         if self.binding is not None:
             self.table.unbind(self.binding)
             self.binding = None

@@ -48,6 +48,14 @@ class TCPInfo:
     congestion_control: str
     recovery: str
     pacing_rate: float
+    # the TCP stack (stacks.py), pacing (pacing.py) and RACK-TLP (recovery/rack.py)
+    tcp_stack: str = "default"
+    pacing_spacing: float = 0.0  # measured mean gap before a paced send that waited (s)
+    pacing_spacing_target: float = 0.0  # the gap the pacing rate asked for (s)
+    pacing_waits: int = 0
+    tlp_probes: int = 0
+    rack_reo_wnd: float = 0.0
+    cc_state: str = ""  # e.g. BBR's mode
 
     @property
     def timestamps(self) -> bool:
@@ -89,4 +97,11 @@ def snapshot(ep: TCPEndpoint) -> TCPInfo:
         bytes_retrans=s.bytes_retrans, bytes_acked=s.bytes_acked,
         bytes_received=r.bytes_received, segs_out=s.segs_out, delivery_rate=rate.rate,
         delivery_rate_app_limited=rate.app_limited, congestion_control=s.cc.name,
-        recovery=s.recovery.name, pacing_rate=s.cc.pacing_rate() or 0.0)
+        recovery=s.recovery.name, pacing_rate=s.pacing_rate(),
+        tcp_stack=s.tcp_stack.name,
+        pacing_spacing=s.pacer.spacing if s.pacer is not None else 0.0,
+        pacing_spacing_target=s.pacer.target_spacing if s.pacer is not None else 0.0,
+        pacing_waits=s.pacer.waits if s.pacer is not None else 0,
+        tlp_probes=getattr(s.recovery, "tlp_probes", 0),
+        rack_reo_wnd=getattr(s.recovery, "reo_wnd", 0.0),
+        cc_state=str(getattr(getattr(s.cc, "mode", None), "value", "")))

@@ -8,7 +8,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer
-from ustack.transport.tcp import rto
+from ustack.transport.tcp import ecn, rto
 from ustack.transport.tcp.segment import ACK, FIN, RST, SYN, Segment
 
 __all__ = ["Segment", "handle_packet", "synchronized"]
@@ -43,8 +43,16 @@ def handle_packet(ep: TCPEndpoint, pkt: PacketBuffer) -> None:
         # the 4-tuple is free now: the SYN goes to the listener, if there is one
         ep.stack.deliver_transport_packet(IPProto.TCP, pkt)
         return
+    elif state is State.TIME_WAIT and ep.config.time_wait_policy == "freebsd":
+        _time_wait_freebsd(ep, seg)
     elif state is not State.CLOSED:
+        ecn.on_segment(ep, seg, pkt.tos)
         synchronized(ep, seg)
+    else:
+        # RFC 9293 3.10.7.1: a bound endpoint that is not listening answers like a
+        # closed port (anything but a RST draws a RST)
+        ep.protocol.reset_unknown(pkt, seg)
+        return
     ep.flush_ack()
 
 # --- SYN-SENT (RFC 9293 3.10.7.3) -----------------------------------------------------------
@@ -74,6 +82,7 @@ def _syn_sent(ep: TCPEndpoint, seg: Segment) -> None:
     s.snd_wl2 = s.iss
     s.max_snd_wnd = seg.window
     if flags & ACK:
+        ecn.on_synack(ep, flags)
         s.snd_una = s.snd_nxt = s.snd_max = s.iss + 1
         rtt_from_syn(ep, seg)
         ep.established()
@@ -82,8 +91,14 @@ def _syn_sent(ep: TCPEndpoint, seg: Segment) -> None:
             _receive_data(ep, seg, ep.receiver.irs + 1)
         s.output()
     else:
-        # Simultaneous open (RFC 9293 3.5, figure 8).
+        # Simultaneous open (RFC 9293 3.5, figure 8). Text and FIN in the SYN wait for
+        # ESTABLISHED (3.10.7.3: "queue them for processing after the ESTABLISHED state
+        # has been reached"): our SYN-ACK acknowledges the SYN only.
         ep.state = State.SYN_RECEIVED
+        ecn.on_syn(ep, flags)
+        if seg.data or flags & FIN:
+            ep.syn_text = Segment(seg.seq, seg.ack, flags & FIN, seg.window, seg.options,
+                                  memoryview(bytes(seg.data)))
         ep.send_synack()
         ep.rto_timer.set(ep.config.initial_rto)
 
@@ -95,18 +110,23 @@ def rtt_from_syn(ep: TCPEndpoint, seg: Segment) -> bool:
     if sample > 0:
         s = ep.sender
         s.rtt = rto.sample(s.rtt, sample, ep.config.clock_granularity, ep.min_rto,
-                           ep.config.max_rto)
+                           ep.config.max_rto, ep.config.rto_slop)
     return True
 
 # --- everything after (RFC 9293 3.10.7.4) --------------------------------------------------
 
 def _acceptable(ep: TCPEndpoint, seq: int, length: int) -> bool:
-    """The four cases of the acceptability test, against the window we advertised."""
+    """The four cases of the acceptability test, against the receive window."""
     r = ep.receiver
-    wnd = max(r.rcv_adv - r.rcv_nxt, 0)
+    # a passive half-open connection is no socket yet: only the window its SYN-ACK offered
+    wnd = r.receive_window(advertised_only=ep.passive and ep.state is State.SYN_RECEIVED)
     nxt = r.rcv_nxt
     if length == 0:
         return seq == nxt if wnd == 0 else nxt <= seq < nxt + wnd
+    if seq + length == nxt:
+        # A retransmission that ends at RCV.NXT (a repeated FIN): its text is old but its
+        # ACK is current, so take the ACK, as Linux (tcp_sequence) and FreeBSD do.
+        return True
     if wnd == 0:
         return False
     return nxt <= seq < nxt + wnd or nxt <= seq + length - 1 < nxt + wnd
@@ -131,6 +151,12 @@ def synchronized(ep: TCPEndpoint, seg: Segment) -> None:
         seq += 1
         seg = Segment((seg.seq + 1) & MASK, seg.ack, flags, seg.window, seg.options, seg.data)
         length = seg.length
+    if ep.ts_enabled and ts is None and not flags & RST and not ep.config.tolerate_missing_ts:
+        stats.drop("tcp", DropReason.BAD_OPTION)  # RFC 7323 3.2: SHOULD drop silently
+        return
+    if flags & SYN:
+        _syn(ep, seq)
+        return
     # RFC 7323 5.3 R1: PAWS rejects old duplicates by their timestamp.
     if ts is not None and not flags & RST and lt(ts[0], ep.ts_recent) and \
             now - ep.ts_recent_time < PAWS_IDLE:
@@ -142,8 +168,9 @@ def synchronized(ep: TCPEndpoint, seg: Segment) -> None:
         stats.drop("tcp", DropReason.OUT_OF_WINDOW)
         if flags & RST:
             return
-        if length and seq + length <= r.rcv_nxt and ep.config.dsack and ep.sack_enabled:
-            ep.dsack_pending = (seq, seq + len(seg.data))  # RFC 2883 a duplicate
+        if seg.data and seq + len(seg.data) <= r.rcv_nxt and ep.config.dsack and \
+                ep.sack_enabled:
+            ep.dsack_pending = (seq, seq + len(seg.data))  # RFC 2883: duplicate data
         if ep.state is State.TIME_WAIT and flags & FIN and seq + length == r.rcv_nxt:
             # RFC 9293 3.10.7.4 TIME-WAIT: a retransmitted FIN is acknowledged and restarts
             # the 2 MSL timeout (it is an old duplicate, so it lands here; Linux likewise).
@@ -153,10 +180,10 @@ def synchronized(ep: TCPEndpoint, seg: Segment) -> None:
     if flags & RST:
         _on_reset(ep, seq)
         return
-    if flags & SYN:
-        # RFC 5961 4.2: any SYN in a synchronized state draws a challenge ACK.
-        ep.send_challenge_ack()
-        return
+    if length and seq + length <= r.rcv_nxt:  # all old: answer at once (and report it)
+        if seg.data and ep.config.dsack and ep.sack_enabled:
+            ep.dsack_pending = (seq, seq + len(seg.data))
+        ep.schedule_ack(now=True)
     if not flags & ACK:
         stats.drop("tcp", DropReason.BAD_SEGMENT)
         return
@@ -181,12 +208,31 @@ def synchronized(ep: TCPEndpoint, seg: Segment) -> None:
         rtt_from_syn(ep, seg)
         if not ep.established():
             return  # the listener's accept queue is full: stay half-open
+        if ep.syn_text is not None:
+            held, ep.syn_text = ep.syn_text, None
+            _receive_data(ep, held, r.irs + 1)
     if not _process_ack(ep, seg, seq, ack, ts) or ep.closed:
         return
     if seg.data or flags & FIN:
         _receive_data(ep, seg, seq)
     if not ep.closed:
         s.output()
+
+def _syn(ep: TCPEndpoint, seq: int) -> None:
+    """A SYN in a synchronized state, whatever its sequence number (checked before the
+    window and PAWS, as RFC 5961 4.2 asks): a challenge ACK. Without RFC 5961 (RFC 793
+    3.9), a SYN in the window is an error that resets the connection, and one outside
+    it draws an ACK like any unacceptable segment. (In TIME-WAIT, a SYN that may open
+    a new connection was taken before, by _time_wait_reuse: any other gets an ACK.)"""
+    cfg = ep.config
+    if (cfg.rfc5961 and cfg.rfc5961_syn) or not _acceptable(ep, seq, 0) or \
+            ep.state is State.TIME_WAIT:
+        ep.send_challenge_ack()
+        return
+    ep.stack.stats.count("tcp.resets_for_syn")
+    ep.send_rst()
+    ep.terminate(errno.ECONNRESET)
+
 
 def _dupack(ep: TCPEndpoint, seg: Segment) -> None:
     """RFC 9293 3.10.7.4: an unacceptable segment draws an ACK. For pure ACKs that is
@@ -200,7 +246,7 @@ def _dupack(ep: TCPEndpoint, seg: Segment) -> None:
 
 def _on_reset(ep: TCPEndpoint, seq: int) -> None:
     """RFC 5961 3.2: reset only on an exact match; in-window RSTs get a challenge ACK."""
-    if seq != ep.receiver.rcv_nxt and ep.config.rfc5961:
+    if seq != ep.receiver.rcv_nxt and ep.config.rfc5961 and ep.config.rfc5961_rst:
         ep.send_challenge_ack()
         return
     state = ep.state
@@ -211,9 +257,7 @@ def _on_reset(ep: TCPEndpoint, seq: int) -> None:
     stats.count("tcp.resets_received")
     if state is State.SYN_RECEIVED:
         ep.terminate(errno.ECONNREFUSED if not ep.passive else 0)
-    elif state in (State.CLOSING, State.LAST_ACK):
-        ep.terminate(0)
-    else:
+    else:  # the socket may still be open (CLOSING, LAST-ACK): tell it, as BSD and Linux do
         ep.terminate(errno.ECONNRESET)
 
 def _time_wait_reuse(ep: TCPEndpoint, seg: Segment) -> bool:
@@ -234,6 +278,23 @@ def _time_wait_reuse(ep: TCPEndpoint, seg: Segment) -> bool:
     return True
 
 
+def _time_wait_freebsd(ep: TCPEndpoint, seg: Segment) -> None:
+    """TIME-WAIT as FreeBSD's tcp_twcheck(): RSTs (RFC 1337) and segments without ACK
+    are dropped, a duplicate FIN restarts the 2 MSL timer, and anything but an exact
+    duplicate of the last ACK is answered with an ACK (never rate-limited)."""
+    flags = seg.flags
+    if flags & RST or not flags & ACK:
+        return
+    if ep.ts_enabled and seg.options.timestamp is None and not ep.config.tolerate_missing_ts:
+        return
+    r, s = ep.receiver, ep.sender
+    seq = unwrap(seg.seq, r.rcv_nxt)
+    if flags & FIN and seq + len(seg.data) + (1 if flags & SYN else 0) + 1 == r.rcv_nxt:
+        ep.wait_timer.set(2 * ep.config.msl)
+    if flags != ACK or seg.data or seq != r.rcv_nxt or unwrap(seg.ack, s.snd_una) != s.snd_nxt:
+        ep.send_ack()
+
+
 def _process_ack(ep: TCPEndpoint, seg: Segment, seq: int, ack: int,
                  ts: tuple[int, int] | None) -> bool:
     """The fifth check of 3.10.7.4; returns False when the segment is to be dropped."""
@@ -247,11 +308,13 @@ def _process_ack(ep: TCPEndpoint, seg: Segment, seq: int, ack: int,
     if ack < s.snd_una:
         return True  # an old duplicate ACK: ignore it, but take the data
     blocks: list[tuple[int, int]] = []
+    dsack = False
     if ep.sack_enabled and seg.options.sack_blocks:
         for left, right in seg.options.sack_blocks:
             lo, hi = unwrap(left, s.snd_una), unwrap(right, s.snd_una)
             if s.snd_una < hi <= s.snd_max and lo < hi:
                 blocks.append((max(lo, s.snd_una), hi))
+        dsack = _is_dsack(seg.options.sack_blocks, ack, s.snd_una)
     dupack = not seg.data and not seg.flags & (SYN | FIN) and ack == s.snd_una and (
         (seg.window << s.wscale) == s.snd_wnd or bool(blocks))
     ts_rtt = 0.0
@@ -259,7 +322,7 @@ def _process_ack(ep: TCPEndpoint, seg: Segment, seq: int, ack: int,
         ts_rtt = ((ep.ts_now() - ts[1]) & 0xFFFFFFFF) / 1000.0
         if ts_rtt > 3600:
             ts_rtt = 0.0
-    acked = s.on_ack(ack, seg.window << s.wscale, seq, blocks, dupack, ts_rtt)
+    acked = s.on_ack(ack, seg.window << s.wscale, seq, blocks, dupack, ts_rtt, dsack)
     if acked:
         ep.progress_time = ep.clock.now()
         ep.persist_probes = 0
@@ -285,6 +348,18 @@ def _process_ack(ep: TCPEndpoint, seg: Segment, seq: int, ack: int,
         ep.wait_timer.set(2 * ep.config.msl)
         return False
     return True
+
+def _is_dsack(raw: tuple[tuple[int, int], ...], ack: int, snd_una: int) -> bool:
+    """RFC 2883 4: the first block reports a duplicate when it lies below the cumulative
+    ACK, or inside the second block."""
+    left, right = unwrap(raw[0][0], snd_una), unwrap(raw[0][1], snd_una)
+    if right <= ack:
+        return left < right
+    if len(raw) > 1:
+        left2, right2 = unwrap(raw[1][0], snd_una), unwrap(raw[1][1], snd_una)
+        return left2 <= left and right <= right2
+    return False
+
 
 def _receive_data(ep: TCPEndpoint, seg: Segment, seq: int) -> None:
     """Steps six to eight: queue data, schedule the ACK, act on the FIN."""

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ustack.transport.tcp import segment
+from ustack.transport.tcp import ecn, segment
 from ustack.transport.tcp.segment import ACK, FIN, PSH, RST, SYN
 from ustack.transport.tcp.seqnum import MASK
+from ustack.transport.tcp.state import State
 from ustack.wire import tcp as wire
 from ustack.wire.proto import IPProto
 
@@ -35,9 +36,13 @@ def data_options(ep: TCPEndpoint) -> bytes:
     blocks: list[tuple[int, int]] = []
     if ep.sack_enabled:
         limit = 3 if ts else 4
-        if ep.dsack_pending is not None:
-            blocks.append(ep.dsack_pending)
-        blocks.extend(ep.receiver.sack_blocks(limit - len(blocks)))
+        sacks = ep.receiver.sack_blocks(limit)
+        dsack = ep.dsack_pending
+        if dsack is not None:
+            # RFC 2883 4: the D-SACK block first, then the block that holds it, if any
+            blocks.append(dsack)
+            sacks.sort(key=lambda b: not b[0] <= dsack[0] < dsack[1] <= b[1])
+        blocks.extend(sacks[:limit - len(blocks)])
     if ts is None and not blocks:
         return b""
     wrapped = tuple((left & MASK, right & MASK) for left, right in blocks)
@@ -46,6 +51,8 @@ def data_options(ep: TCPEndpoint) -> bytes:
 def syn_options(ep: TCPEndpoint, peer: wire.TCPOptions | None = None) -> bytes:
     """Our SYN or SYN-ACK options; a SYN-ACK only echoes what the SYN offered."""
     cfg = ep.config
+    if ep.noopt:
+        return b""
     wscale = ep.receiver.wscale if cfg.window_scaling else None
     sack = cfg.sack
     ts: tuple[int, int] | None = (ep.ts_now(), 0) if cfg.timestamps else None
@@ -64,10 +71,12 @@ def emit(ep: TCPEndpoint, seq: int, flags: int, payload: memoryview | bytes = b"
     if route is None:
         return
     ack = ep.receiver.rcv_nxt & MASK if flags & ACK else 0
-    window = ep.receiver.window_field(syn=bool(flags & SYN))
+    # a RST advertises no window (it ends the connection; FreeBSD and Linux send 0)
+    window = 0 if flags & RST else ep.receiver.window_field(syn=bool(flags & SYN))
+    flags, ect = ecn.outgoing(ep, seq, flags, len(payload))
     pkt = segment.build(route, ep.local_port, ep.remote_port, seq & MASK, ack, flags,
                         window, options, payload, gso_size)
-    route.write_packet(pkt, IPProto.TCP, ep.ttl, ep.tos)
+    route.write_packet(pkt, IPProto.TCP, ep.ttl, ep.tos | ect)
     counters = ep.stack.stats.counters
     counters["tcp.out_segs"] += 1
     if flags & RST:
@@ -89,14 +98,24 @@ def emit_data(ep: TCPEndpoint, seq: int, payload: memoryview | bytes, fin: bool,
         flags |= PSH
     ep.emit(seq, flags, payload, options, gso_size)
 
-def send_ack(ep: TCPEndpoint) -> None:
-    ep.emit(ep.sender.snd_nxt, ACK, b"", ep.data_options())
+def send_ack(ep: TCPEndpoint, bare: bool = False) -> None:
+    """An ACK from the send path. With ``fin_with_acks`` (FreeBSD's tcp_output) one sent
+    while our FIN is unacknowledged carries the FIN again; a ``bare`` ACK (a challenge
+    ACK, FreeBSD's tcp_respond) never does."""
+    s = ep.sender
+    if not bare and ep.config.fin_with_acks and s.fin_seq is not None and \
+            s.snd_una <= s.fin_seq and ep.state in (State.FIN_WAIT_1, State.CLOSING,
+                                                      State.LAST_ACK):
+        ep.emit(s.fin_seq, ACK | FIN, b"", ep.data_options())
+        return
+    ep.emit(s.snd_nxt, ACK, b"", ep.data_options())
 
 def send_syn(ep: TCPEndpoint) -> None:
-    ep.emit(ep.sender.iss, SYN, b"", syn_options(ep))
+    ep.emit(ep.sender.iss, SYN | ecn.syn_flags(ep), b"", syn_options(ep))
 
 def send_synack(ep: TCPEndpoint) -> None:
-    ep.emit(ep.sender.iss, SYN | ACK, b"", syn_options(ep, ep.peer_syn_options))
+    ep.emit(ep.sender.iss, SYN | ACK | ecn.synack_flags(ep), b"",
+            syn_options(ep, ep.peer_syn_options))
 
 def send_rst(ep: TCPEndpoint) -> None:
     """An abortive close: RST with the next sequence number (RFC 9293 3.10.4 ABORT)."""
@@ -106,7 +125,7 @@ def send_challenge_ack(ep: TCPEndpoint) -> None:
     """RFC 5961 section 7: rate-limited across the stack."""
     if ep.protocol.challenge_ack_allowed():
         ep.stack.stats.count("tcp.challenge_acks")
-        ep.send_ack()
+        send_ack(ep, bare=True)
     else:
         ep.stack.stats.count("tcp.challenge_acks_suppressed")
 

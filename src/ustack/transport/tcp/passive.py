@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer
+from ustack.transport.tcp import ecn
 from ustack.transport.tcp.segment import ACK, Segment
 from ustack.transport.tcp.state import State
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 #: socket settings a child inherits from its listener
 INHERITED = ("keepalive", "keepidle", "keepintvl", "keepcnt", "linger",
-             "user_timeout", "maxseg", "ttl", "tos", "min_rto", "delayed_ack")
+             "user_timeout", "maxseg", "ttl", "tos", "min_rto", "delayed_ack", "noopt")
 
 
 def passive_open(protocol: TCPProtocol, seg: Segment, pkt: PacketBuffer, *,
@@ -37,6 +38,10 @@ def passive_open(protocol: TCPProtocol, seg: Segment, pkt: PacketBuffer, *,
         child.sender.sndbuf = template.sender.sndbuf
         child.sender.nodelay = template.sender.nodelay
         child.sender.set_congestion_control(template.sender.cc.name)
+        child.sender.pacing = template.sender.pacing
+        child.sender.max_pacing_rate = template.sender.max_pacing_rate
+        # the listener's TCP stack, confirmed (or refused) at establishment (stacks.settle)
+        child.sender.switch_stack(template.sender.tcp_stack)
     sport, dport = child.table_ports(pkt)
     try:
         child.route = stack.find_route(pkt.src_addr, pkt.dst_addr)
@@ -54,6 +59,7 @@ def passive_open(protocol: TCPProtocol, seg: Segment, pkt: PacketBuffer, *,
         iss = protocol.isn(child.local_addr, dport, child.remote_addr, sport)
     child._start_connection(iss)
     child.negotiate(seg.options)
+    ecn.on_syn(child, seg.flags)
     s = child.sender
     s.snd_wnd = seg.window  # a SYN's window is not scaled (RFC 7323 2.2)
     s.snd_wl1 = child.receiver.irs

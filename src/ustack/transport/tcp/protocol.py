@@ -75,8 +75,10 @@ class TCPProtocol:
             stats.drop("tcp", err.reason)
             return None
         flags = hdr.flags
-        if flags & SYN and flags & (FIN | RST):
-            stats.drop("tcp", DropReason.BAD_SEGMENT)  # never legitimate (RFC 9293 3.10.7)
+        if flags & SYN and (flags & RST or (flags & FIN and self.config.drop_synfin)):
+            # never legitimate (RFC 9293 3.10.7); SYN+FIN is taken as a SYN where the
+            # personality says so (FreeBSD's net.inet.tcp.drop_synfin=0)
+            stats.drop("tcp", DropReason.BAD_SEGMENT)
             return None
         if hdr.dst_port == 0 or hdr.src_port == 0:
             stats.drop("tcp", DropReason.BAD_SEGMENT)

@@ -31,6 +31,8 @@ class Receiver:
         self.rcvbuf_max = rcvbuf_max
         self.mss = mss
         self.wscale = 0  # our receive window shift (sent in our SYN)
+        self.policy = "rfc"  # how window() sizes the window: "rfc" or "freebsd"
+        self.seg_mss = mss  # the connection's segment size, once negotiated
         self.buffer: deque[memoryview] = deque()
         self.buffered = 0
         self._ooo_starts: list[int] = []
@@ -60,6 +62,8 @@ class Receiver:
         would pile up ACK after ACK. The edge may then seem to retract by less than one
         unit, as RFC 7323 2.4 foresees; what we promised before (``rcv_adv``) is still
         accepted (:meth:`acceptable_end`)."""
+        if self.policy == "freebsd":
+            return self._window_freebsd(scaled)
         free = max(0, self.rcvbuf - self.buffered)
         right = self.rcv_nxt + free
         if right - self.rcv_adv < min(self.rcvbuf // 2, self.mss):
@@ -70,11 +74,35 @@ class Receiver:
         self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + wnd)
         return wnd
 
+    def _window_freebsd(self, scaled: bool) -> int:
+        """FreeBSD's tcp_output(): the free buffer space, zero while it is below both a
+        quarter of the buffer and one segment (its receiver SWS avoidance), never below
+        what was advertised already, and with a scale rounded *up* to a whole unit (so
+        the edge never seems to retract)."""
+        shift = self.wscale if scaled else 0
+        limit = 0xFFFF << shift
+        wnd = min(max(0, self.rcvbuf - self.buffered), limit)
+        if scaled:
+            if wnd < self.rcvbuf // 4 and wnd < self.seg_mss:
+                wnd = 0
+            wnd = max(wnd, self.rcv_adv - self.rcv_nxt)
+            wnd = min(-(-wnd >> shift) << shift, limit)
+        self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + wnd)
+        return wnd
+
     def window_field(self, syn: bool = False) -> int:
         """The 16-bit header field (RFC 7323 2.2: a SYN's window is never scaled)."""
         if syn:
             return min(self.window(scaled=False), 0xFFFF)
         return self.window() >> self.wscale
+
+    def receive_window(self, advertised_only: bool = False) -> int:
+        """RCV.WND for the acceptability test: the window we advertised; with the
+        "freebsd" policy, the free buffer space if that is more (tcp_input's rcv_wnd)."""
+        advertised = max(self.rcv_adv - self.rcv_nxt, 0)
+        if self.policy == "freebsd" and not advertised_only:
+            return max(advertised, self.rcvbuf - self.buffered)
+        return advertised
 
     def acceptable_end(self) -> int:
         """The highest sequence number (exclusive) that the receiver will queue."""

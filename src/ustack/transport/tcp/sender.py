@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ustack.transport.tcp import cc as cc_registry
-from ustack.transport.tcp import recovery as recovery_registry
-from ustack.transport.tcp import rto
+from ustack.transport.tcp import rto, stacks
+from ustack.transport.tcp.cc.base import AckSample
+from ustack.transport.tcp.pacing import Pacer, depth_for
 from ustack.transport.tcp.rate import DeliveryRate, RateSample
 from ustack.transport.tcp.recovery import AckEvent
 from ustack.transport.tcp.sendbuf import SendBuffer
@@ -44,7 +45,17 @@ class Sender:
         self.rate = DeliveryRate()
         self.rtt = rto.RTTEstimate(rto=self.config.initial_rto)
         self.cc = cc_registry.create(cc_name, mss)
-        self.recovery = recovery_registry.create("rfc6675", self)
+        try:
+            self.tcp_stack = stacks.get(self.config.tcp_stack)
+        except KeyError:
+            self.tcp_stack = stacks.DEFAULT
+        self.recovery = self.tcp_stack.recovery_for(self, True)
+        # pacing (pacing.py): None unless the congestion control, the socket or the
+        # stack's burst mitigation asks for it, so the default path pays nothing
+        self.pacer: Pacer | None = None
+        self.pacing = self.config.pacing  # pace any congestion control (cwnd/SRTT)
+        self.max_pacing_rate = 0.0  # SO_MAX_PACING_RATE, bytes/s; 0: unlimited
+        self.update_pacer()
         self.fin_queued = False
         self.fin_seq: int | None = None  # sequence number of our FIN once sent
         self.nodelay = False
@@ -69,16 +80,84 @@ class Sender:
         self.recovery.recovery_point = iss
 
     def use_sack(self, enabled: bool) -> None:
-        name = "rfc6675" if enabled else "newreno"
-        if self.recovery.name != name:
-            self.recovery = recovery_registry.create(name, self)
+        new = self.tcp_stack.recovery_for(self, enabled)
+        if self.recovery.name != new.name:
+            self.recovery.detach()
+            self.recovery = new
             self.recovery.recovery_point = self.snd_una
+        else:
+            new.detach()
+
+    def switch_stack(self, stack: stacks.TCPStack) -> None:
+        """Run this connection on ``stack`` from now on (see stacks.py): the scoreboard,
+        buffers and windows stay; the new loss recovery takes over any episode."""
+        synchronized = self.ep.state.synchronized
+        new = stack.recovery_for(self, self.ep.sack_enabled or not synchronized)
+        new.adopt(self.recovery)
+        self.recovery.detach()
+        self.recovery = new
+        self.tcp_stack = stack
+        self.update_pacer()
+        if synchronized:
+            self.output()
+            self.ep.flush_ack()
 
     def set_congestion_control(self, name: str) -> None:
         new = cc_registry.create(name, self.mss)
         if self.snd_max > self.iss + 1:  # mid-connection: keep the current window
             new.cwnd, new.ssthresh = self.cc.cwnd, self.cc.ssthresh
         self.cc = new
+        self.update_pacer()
+
+    # --- pacing (pacing.py) ----------------------------------------------------------------
+
+    def update_pacer(self) -> None:
+        """Create or drop the pacer as the congestion control, the socket's pacing
+        setting and the stack's burst mitigation require."""
+        want = self.pacing or self.max_pacing_rate > 0 or self.cc.needs_pacing or \
+            self.tcp_stack.burst_mitigation
+        if want and self.pacer is None:
+            self.pacer = Pacer(self.clock, self._on_pacer)
+        elif not want and self.pacer is not None:
+            self.pacer.stop()
+            self.pacer = None
+        self.cc.paced = self.pacing or self.cc.needs_pacing
+
+    def pacing_rate(self) -> float:
+        """Bytes per second to pace at now (0.0: unpaced)."""
+        rate = self.cc.pacing_rate()
+        if rate is None and self.pacing:
+            # any algorithm, paced as Linux does: 200% of cwnd/SRTT in slow start, 120% after
+            srtt = self.rtt.srtt
+            if srtt > 0:
+                rate = (2.0 if self.cc.in_slow_start else 1.2) * self.cc.cwnd / srtt
+        if self.max_pacing_rate > 0:
+            rate = min(rate, self.max_pacing_rate) if rate else self.max_pacing_rate
+        return rate or 0.0
+
+    def _configure_pacer(self, pacer: Pacer) -> None:
+        rate = self.pacing_rate()
+        mss = self.mss
+        if rate:
+            pacer.configure(rate, depth_for(rate, mss, pacer.slot_resolution))
+        elif self.tcp_stack.burst_mitigation and self.rtt.srtt > 0:
+            # burst mitigation: twice the window's rate, a bucket of max_burst segments
+            rate = 2.0 * self.cc.cwnd / self.rtt.srtt
+            pacer.configure(rate, depth_for(rate, mss, pacer.slot_resolution,
+                                            self.config.max_burst))
+        else:
+            pacer.configure(0.0, 0)
+
+    def _on_pacer(self) -> None:
+        if self.ep.can_send_data():
+            self.output()
+            self.ep.flush_ack()
+
+    def stop_timers(self) -> None:
+        """The connection is closing: stop the pacer and the recovery's own timers."""
+        if self.pacer is not None:
+            self.pacer.stop()
+        self.recovery.detach()
 
     def set_mss(self, mss: int) -> None:
         self.mss = max(mss, 64)
@@ -110,7 +189,7 @@ class Sender:
     # --- acknowledgments --------------------------------------------------------------------
 
     def on_ack(self, ack: int, window: int, seq: int, sack_blocks: list[tuple[int, int]],
-               dupack_candidate: bool, ts_ecr_rtt: float) -> int:
+               dupack_candidate: bool, ts_ecr_rtt: float, dsack: bool = False) -> int:
         """Process an acceptable ACK (already unwrapped); returns the bytes newly acked."""
         now = self.clock.now()
         acked = ack - self.snd_una
@@ -118,6 +197,7 @@ class Sender:
         rs = RateSample()
         rtt_sample = 0.0
         flight_before = self.flight
+        done: list[SentSegment] = []
         if acked > 0:
             done = self.sendmap.ack(ack)
             for seg in done:
@@ -137,21 +217,41 @@ class Sender:
             self.bytes_acked += max(0, data_acked)
             self.backoffs = 0
         sacked = 0
+        newly_sacked: list[SentSegment] = []
         if sack_blocks:
-            for seg in self.sendmap.sack(sack_blocks):
+            newly_sacked = self.sendmap.sack(sack_blocks)
+            for seg in newly_sacked:
                 sacked += seg.length
                 self.rate.on_delivered(seg, rs, now)
         if rtt_sample > 0:
             self.rtt = rto.sample(self.rtt, rtt_sample, self.config.clock_granularity,
-                                  self.ep.min_rto, self.config.max_rto)
+                                  self.ep.min_rto, self.config.max_rto, self.config.rto_slop)
         self.rate.finish(rs, self.rtt.min_rtt)
         self._update_window(window, seq, ack)
         event = AckEvent(now, max(acked, 0), sacked, dupack_candidate and acked <= 0
-                         and (self.flight > 0), flight_before, rtt_sample)
+                         and (self.flight > 0), flight_before, rtt_sample, done, newly_sacked,
+                         dsack)
         in_recovery = self.recovery.in_recovery
-        self.recovery.on_ack(event)
-        if acked > 0 and not in_recovery and not self.recovery.in_recovery:
-            self.cc.on_ack(acked, now, rtt_sample or self.rtt.srtt, self.flight)
+        if dsack:
+            self.stats.count("tcp.dsack_received")
+        cc = self.cc
+        if cc.wants_samples:
+            sm = self.sendmap
+            prior_inflight = sm.pipe(flight_before)
+            lost_before = sm.lost_total
+            self.recovery.on_ack(event)
+            if acked > 0 or sacked:
+                cc.on_sample(AckSample(
+                    now, rs, self.rate.delivered, max(acked, 0) + sacked,
+                    sm.lost_total - lost_before, sm.pipe(self.flight), prior_inflight,
+                    rs.rtt if rs.prior_time else rtt_sample, self.rtt.min_rtt, self.rtt.srtt,
+                    self.recovery.in_recovery))
+        else:
+            self.recovery.on_ack(event)
+        # (RFC 3168 6.1.2: an ACK echoing congestion (ECE) never grows the window)
+        if acked > 0 and not in_recovery and not self.recovery.in_recovery and \
+                not self.ep.ecn.echoed:
+            cc.on_ack(acked, now, rtt_sample or self.rtt.srtt, self.flight)
         if acked > 0 or sacked:
             self._restart_rto()
         return max(acked, 0)
@@ -180,8 +280,7 @@ class Sender:
 
     def on_timeout(self) -> None:
         """RFC 6298 5.4-5.7: back off, presume loss, retransmit the earliest segment."""
-        self.backoffs += 1
-        self.retransmits_total += 1
+        self.backoffs += 1  # (the resent segment is counted by _retransmit, as Linux counts)
         self.stats.count("tcp.rto")
         self.recovery.on_timeout()
         self.output(force_one=True)
@@ -202,6 +301,11 @@ class Sender:
             return 0
         sent = 0
         recovery = self.recovery
+        pacer = self.pacer
+        now = 0.0
+        if pacer is not None:
+            now = self.clock.now()
+            self._configure_pacer(pacer)
         options = ep.data_options()
         room = self.mss - (len(options) - ep.standard_option_length)
         # 1. retransmissions: forced (fast retransmit / RTO) or within cwnd - pipe
@@ -212,12 +316,17 @@ class Sender:
             allowed = recovery.allowance()
             if not (recovery.retransmit_now or force_one) and allowed < min(seg.length, self.mss):
                 break
+            if pacer is not None and not force_one and not pacer.may_send(now):
+                break
             recovery.retransmit_now = False
             force_one = False
-            self._retransmit(seg, room, options)
+            length = self._retransmit(seg, room, options)
+            if pacer is not None:
+                pacer.on_sent(length, now)
             sent += 1
         # 2. new data within the peer's window and the congestion allowance
         max_seg = self.max_segment() - (self.mss - room)
+        new_data = False
         while True:
             unsent = self.buffer.end - self.snd_nxt
             fin_pending = self.fin_queued and self.fin_seq is None
@@ -237,13 +346,20 @@ class Sender:
             fin = fin_pending and size == unsent
             if size <= 0 and not fin:
                 break
+            if pacer is not None and not force_one and not pacer.may_send(now):
+                break
             self._send_new(size, fin, room, options)
+            if pacer is not None:
+                pacer.on_sent(size, now)
             force_one = False
             sent += 1
+            new_data = True
             if fin:
                 break
         if sent == 0 and self.buffer.end == self.snd_nxt and not self.fin_queued:
             self.rate.mark_app_limited(self.flight)
+        if new_data:
+            recovery.after_send()
         return sent
 
     def _may_send_partial(self, size: int, unsent: int) -> bool:
@@ -283,7 +399,35 @@ class Sender:
         if not self.ep.rto_timer.armed:
             self.arm_rto()
 
-    def _retransmit(self, seg: SentSegment, room: int, options: bytes) -> None:
+    def send_probe(self) -> bool | None:
+        """A tail loss probe (RFC 8985 7.3), whatever the congestion window says: the
+        next new segment if the peer's window takes it, else the last segment sent
+        again. True for a retransmission, False for new data, None if nothing went."""
+        ep = self.ep
+        if not ep.can_send_data():
+            return None
+        options = ep.data_options()
+        room = self.mss - (len(options) - ep.standard_option_length)
+        unsent = self.buffer.end - self.snd_nxt
+        wnd_left = self.snd_una + self.snd_wnd - self.snd_nxt
+        fin_pending = self.fin_queued and self.fin_seq is None
+        if (unsent > 0 and wnd_left >= min(unsent, room)) or (fin_pending and unsent == 0):
+            size = min(unsent, room)
+            self._send_new(size, fin_pending and size == unsent, room, options)
+            return False
+        segs = self.sendmap.segments
+        if not segs:
+            return None
+        last = segs[-1]
+        if last.sacked:
+            return None
+        if last.end - last.start > self.mss:  # probe with the last segment's worth only
+            segs.append(last.split(last.end - self.mss))
+            last = segs[-1]
+        self._retransmit(last, room, options)
+        return True
+
+    def _retransmit(self, seg: SentSegment, room: int, options: bytes) -> int:
         now = self.clock.now()
         fin = self.fin_seq is not None and seg.end == self.fin_seq + 1
         data_end = seg.end - (1 if fin else 0)
@@ -303,3 +447,4 @@ class Sender:
         self.last_send = now
         if not self.ep.rto_timer.armed:
             self.arm_rto()
+        return length

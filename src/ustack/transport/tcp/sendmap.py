@@ -58,6 +58,7 @@ class SendMap:
         self.retrans_bytes = 0  # lost, retransmitted, not yet SACKed or acked
         self.highest_sacked = 0
         self._lost_scan_floor = 0  # below this every unSACKed segment is already marked
+        self.lost_total = 0  # bytes ever marked lost (BBR's per-ACK "newly lost")
 
     def __len__(self) -> int:
         return len(self.segments)
@@ -176,6 +177,7 @@ class SendMap:
                 self.lost_bytes += seg.length
                 newly += seg.length
         if newly:
+            self.lost_total += newly
             first_unmarked = next((s for s in self.segments if not s.sacked and not s.lost), None)
             self._lost_scan_floor = first_unmarked.start if first_unmarked else floor
         return newly
@@ -187,9 +189,21 @@ class SendMap:
         seg.lost = True
         seg.retransmitted = False
         self.lost_bytes += seg.length
+        self.lost_total += seg.length
+
+    def mark_retransmission_lost(self, seg: SentSegment) -> None:
+        """A retransmission of a lost segment was lost too (RACK, RFC 8985 6.2 step 5):
+        it is due to be sent again."""
+        if seg.sacked or not seg.lost or not seg.retransmitted:
+            return
+        seg.retransmitted = False
+        self.retrans_bytes -= seg.length
+        self.lost_total += seg.length
 
     def mark_all_lost(self) -> None:
         """After an RTO every unSACKed segment is presumed lost and is sent again."""
+        self.lost_total += sum(s.length for s in self.segments
+                               if not s.sacked and (not s.lost or s.retransmitted))
         self.lost_bytes = 0
         self.retrans_bytes = 0
         for seg in self.segments:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ustack.addr import format_sockaddr
 from ustack.socket import Socket
-from ustack.transport.tcp import cc
+from ustack.transport.tcp import cc, stacks
 from ustack.transport.tcp.endpoint import TCPEndpoint
 from ustack.transport.tcp.info import TCPInfo, snapshot
 from ustack.transport.tcp.state import State
@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 TCP_CONGESTION = getattr(_socket, "TCP_CONGESTION", 13)
 TCP_USER_TIMEOUT = getattr(_socket, "TCP_USER_TIMEOUT", 18)
 TCP_INFO = getattr(_socket, "TCP_INFO", 11)
+TCP_FUNCTION_BLK = stacks.TCP_FUNCTION_BLK  # FreeBSD: the socket's TCP stack
+TCP_FUNCTION_ALIAS = stacks.TCP_FUNCTION_ALIAS
+SO_MAX_PACING_RATE = getattr(_socket, "SO_MAX_PACING_RATE", 47)  # bytes/s; enables pacing
+TCP_PACING = 0x7501  # ustack: pace this connection at 120-200% of cwnd/SRTT (any CC)
+TCP_NOOPT = 0x7580  # FreeBSD's TCP_NOOPT (8 there): SYNs and SYN-ACKs carry no options
 _Buffer = bytes | bytearray | memoryview
 
 
@@ -226,6 +231,17 @@ def _set_option(ep: TCPEndpoint, level: int, option: int, value: int | bytes | s
         if name not in cc.available():
             raise OSError(errno.ENOENT, f"No such congestion control: {name}")
         ep.sender.set_congestion_control(name)
+    elif key == (_socket.IPPROTO_TCP, TCP_FUNCTION_BLK):
+        stacks.select(ep, value)
+    elif key == (_socket.IPPROTO_TCP, TCP_NOOPT):
+        ep.noopt = bool(_int(value))
+    elif key == (_socket.IPPROTO_TCP, TCP_PACING):
+        ep.sender.pacing = bool(_int(value))
+        ep.sender.update_pacer()
+    elif key == (_socket.SOL_SOCKET, SO_MAX_PACING_RATE):
+        rate = _int(value) & 0xFFFFFFFF
+        ep.sender.max_pacing_rate = 0.0 if rate == 0xFFFFFFFF else float(rate)
+        ep.sender.update_pacer()
     elif key in ((_socket.IPPROTO_IP, _socket.IP_TTL),
                  (_socket.IPPROTO_IPV6, _socket.IPV6_UNICAST_HOPS)):
         ep.ttl = _int(value)
@@ -252,6 +268,12 @@ def _get_option(ep: TCPEndpoint, level: int, option: int) -> Any:
         (_socket.IPPROTO_TCP, _socket.TCP_KEEPCNT): ep.keepcnt,
         (_socket.IPPROTO_TCP, TCP_USER_TIMEOUT): int(ep.user_timeout * 1000),
         (_socket.IPPROTO_TCP, TCP_CONGESTION): ep.sender.cc.name.encode(),
+        (_socket.IPPROTO_TCP, TCP_FUNCTION_BLK): ep.sender.tcp_stack.name.encode(),
+        (_socket.IPPROTO_TCP, TCP_FUNCTION_ALIAS): (ep.sender.tcp_stack.aliases or ("",))[0]
+        .encode(),
+        (_socket.IPPROTO_TCP, TCP_PACING): int(ep.sender.pacing),
+        (_socket.IPPROTO_TCP, TCP_NOOPT): int(ep.noopt),
+        (_socket.SOL_SOCKET, SO_MAX_PACING_RATE): int(ep.sender.max_pacing_rate) or 0xFFFFFFFF,
         (_socket.IPPROTO_IP, _socket.IP_TTL): ep.ttl or ep.stack.options.default_ttl,
         (_socket.IPPROTO_IP, _socket.IP_TOS): ep.tos,
     }

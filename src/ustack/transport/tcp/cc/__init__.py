@@ -29,10 +29,12 @@ def available() -> list[str]:
 
 
 def _register_builtins() -> None:
-    from ustack.transport.tcp.cc import newreno
+    from ustack.transport.tcp.cc import bbr, cubic, newreno
 
     register("newreno", newreno.NewReno)
     register("reno", newreno.NewReno)
+    register("cubic", cubic.Cubic)
+    register("bbr", bbr.BBR)
 
 
 _register_builtins()

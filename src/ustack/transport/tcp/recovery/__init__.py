@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Loss recovery strategies, chosen by name: "rfc6675" (SACK) and "newreno" (RFC 6582)."""
+"""Loss recovery strategies, chosen by name: "rfc6675" (SACK), "newreno" (RFC 6582) and
+"rack" (RACK-TLP, RFC 8985, with PRR, RFC 6937)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,11 @@ def available() -> list[str]:
 
 
 def _register_builtins() -> None:
-    from ustack.transport.tcp.recovery import newreno, sack
+    from ustack.transport.tcp.recovery import newreno, rack, sack
 
     register("rfc6675", sack.SACKRecovery)
     register("newreno", newreno.NewRenoRecovery)
+    register("rack", rack.RACKRecovery)
 
 
 _register_builtins()

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,6 +23,11 @@ class AckEvent:
     dupack: bool  # RFC 5681 section 2 "DUPLICATE ACKNOWLEDGMENT" (or new SACK info)
     flight_before: int  # snd_max - snd_una before the ACK
     rtt: float  # 0.0 when this ACK gave no sample
+    #: the segments this ACK cumulatively acked and newly SACKed (their transmit times
+    #: drive RACK, RFC 8985 6.2 step 1)
+    acked_segments: list[SentSegment] = field(default_factory=list)
+    sacked_segments: list[SentSegment] = field(default_factory=list)
+    dsack: bool = False  # the ACK carried a D-SACK block (RFC 2883)
 
 
 class LossRecovery:
@@ -58,6 +63,20 @@ class LossRecovery:
             s.sendmap.clear_sacks()
             s.stats.count("tcp.sack_reneging")
         s.sendmap.mark_all_lost()
+
+    def after_send(self) -> None:
+        """The sender put new data on the wire (RACK-TLP arms its probe timer here)."""
+
+    def adopt(self, old: LossRecovery) -> None:
+        """Take over from ``old`` when the connection switches TCP stacks mid-stream:
+        the recovery episode in progress (if any) and its counters."""
+        self.in_recovery = old.in_recovery
+        self.recovery_point = old.recovery_point
+        self.dupacks = old.dupacks
+        self.recoveries = old.recoveries
+
+    def detach(self) -> None:
+        """This strategy is being replaced or the connection closed: stop its timers."""
 
     def next_retransmission(self) -> SentSegment | None:
         return self.sender.sendmap.next_lost()
