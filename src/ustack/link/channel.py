@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from ustack.buffer import PacketBuffer
 from ustack.clock import Clock
 from ustack.contracts import LinkCapabilities, NetworkDispatcher
-from ustack.link.ethernet import HEADER_LEN, deliver_frame, push_header
+from ustack.link.base import EthernetLink
+from ustack.link.ethernet import deliver_frame, push_header
 from ustack.stats import Stats
 
 _mac_counter = itertools.count(1)
@@ -25,7 +26,7 @@ def make_mac(index: int | None = None) -> bytes:
     return bytes((0x02, 0x00, 0x00, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF))
 
 
-class ChannelEndpoint:
+class ChannelEndpoint(EthernetLink):
     def __init__(self, clock: Clock, mac: bytes, mtu: int = 1500, latency: float = 0.0,
                  capabilities: LinkCapabilities = LinkCapabilities.RESOLUTION_REQUIRED) -> None:
         self._clock = clock
@@ -48,28 +49,6 @@ class ChannelEndpoint:
         b = cls(clock, make_mac(), mtu, latency, capabilities)
         a.peer, b.peer = b, a
         return a, b
-
-    @property
-    def mtu(self) -> int:
-        return self._mtu
-
-    @property
-    def capabilities(self) -> LinkCapabilities:
-        return self._caps
-
-    @property
-    def max_header_length(self) -> int:
-        return HEADER_LEN
-
-    @property
-    def link_address(self) -> bytes:
-        return self._mac
-
-    def attach(self, dispatcher: NetworkDispatcher | None) -> None:
-        self._dispatcher = dispatcher
-
-    def is_attached(self) -> bool:
-        return self._dispatcher is not None
 
     def write_packets(self, pkts: Sequence[PacketBuffer]) -> int:
         peer = self.peer

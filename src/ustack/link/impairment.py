@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 
 from ustack.buffer import PacketBuffer
 from ustack.clock import Clock, Timer
-from ustack.contracts import LinkCapabilities, LinkEndpoint, NetworkDispatcher
+from ustack.contracts import LinkEndpoint, NetworkDispatcher
+from ustack.link.base import WrappingLink
 from ustack.stats import Stats
 
 
@@ -164,7 +165,7 @@ class _Direction:
         return self._backlog
 
 
-class ImpairmentEndpoint:
+class ImpairmentEndpoint(WrappingLink):
     """Wraps ``inner``; ``tx`` impairs outbound frames, ``rx`` inbound ones."""
 
     def __init__(self, inner: LinkEndpoint, clock: Clock, tx: Impairment | None = None,
@@ -218,29 +219,6 @@ class ImpairmentEndpoint:
         return self._rx.backlog
 
     # --- LinkEndpoint, delegated ---------------------------------------------------------------
-
-    @property
-    def mtu(self) -> int:
-        return self.inner.mtu
-
-    @property
-    def capabilities(self) -> LinkCapabilities:
-        return self.inner.capabilities
-
-    @property
-    def max_header_length(self) -> int:
-        return self.inner.max_header_length
-
-    @property
-    def link_address(self) -> bytes:
-        return self.inner.link_address
-
-    def attach(self, dispatcher: NetworkDispatcher | None) -> None:
-        self._dispatcher = dispatcher
-        self.inner.attach(self if dispatcher is not None else None)
-
-    def is_attached(self) -> bool:
-        return self._dispatcher is not None
 
     def close(self) -> None:
         self._closed = True

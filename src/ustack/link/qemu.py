@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 
 from ustack.buffer import PacketBuffer, finish_partial_checksum
 from ustack.contracts import LinkCapabilities, NetworkDispatcher
+from ustack.link.base import EthernetLink
 from ustack.link.ethernet import HEADER_LEN, deliver_frame, push_header
 from ustack.link.tap import random_mac
 from ustack.stats import Stats
@@ -58,7 +59,7 @@ class QemuSocketError(OSError):
     """The stream socket could not be set up; the message says what to do."""
 
 
-class QemuStreamEndpoint:
+class QemuStreamEndpoint(EthernetLink):
     """Ethernet over a (changeable) connected UNIX stream socket with qemu's framing."""
 
     def __init__(self, sock: socket.socket | None = None, *, mtu: int = DEFAULT_MTU,
@@ -71,6 +72,7 @@ class QemuStreamEndpoint:
         self.name = name
         self._mtu = mtu
         self._mac = mac if mac is not None else random_mac()
+        self._caps = LinkCapabilities.RESOLUTION_REQUIRED  # plain frames: no offloads
         self.queue_limit = queue_limit
         self.reads = max(1, reads)
         self.stats = Stats()
@@ -106,28 +108,6 @@ class QemuStreamEndpoint:
         return cls(sock, mtu=mtu, mac=mac, queue_limit=queue_limit, reads=reads, name=name)
 
     # --- LinkEndpoint -------------------------------------------------------------------------
-
-    @property
-    def mtu(self) -> int:
-        return self._mtu
-
-    @property
-    def capabilities(self) -> LinkCapabilities:
-        return LinkCapabilities.RESOLUTION_REQUIRED
-
-    @property
-    def max_header_length(self) -> int:
-        return HEADER_LEN
-
-    @property
-    def link_address(self) -> bytes:
-        return self._mac
-
-    def attach(self, dispatcher: NetworkDispatcher | None) -> None:
-        self._dispatcher = dispatcher
-
-    def is_attached(self) -> bool:
-        return self._dispatcher is not None
 
     def close(self) -> None:
         if self._closed:

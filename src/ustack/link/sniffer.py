@@ -27,6 +27,7 @@ from typing import BinaryIO
 from ustack.buffer import PacketBuffer
 from ustack.clock import Clock, VirtualClock
 from ustack.contracts import LinkCapabilities, LinkEndpoint, NetworkDispatcher
+from ustack.link.base import WrappingLink
 from ustack.stats import Stats
 from ustack.wire import checksum, ethernet
 from ustack.wire.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
@@ -51,7 +52,7 @@ def finished_frame(pkt: PacketBuffer, link_header: bytes = b"") -> bytearray:
     return out
 
 
-class SnifferEndpoint:
+class SnifferEndpoint(WrappingLink):
     """Records frames into ``stream`` (a pcap file), then passes them on to/from ``inner``."""
 
     def __init__(self, inner: LinkEndpoint, clock: Clock, stream: BinaryIO, *,
@@ -78,29 +79,6 @@ class SnifferEndpoint:
                    offset=offset)
 
     # --- LinkEndpoint, delegated ---------------------------------------------------------------
-
-    @property
-    def mtu(self) -> int:
-        return self.inner.mtu
-
-    @property
-    def capabilities(self) -> LinkCapabilities:
-        return self.inner.capabilities
-
-    @property
-    def max_header_length(self) -> int:
-        return self.inner.max_header_length
-
-    @property
-    def link_address(self) -> bytes:
-        return self.inner.link_address
-
-    def attach(self, dispatcher: NetworkDispatcher | None) -> None:
-        self._dispatcher = dispatcher
-        self.inner.attach(self if dispatcher is not None else None)
-
-    def is_attached(self) -> bool:
-        return self._dispatcher is not None
 
     def write_packets(self, pkts: Sequence[PacketBuffer]) -> int:
         now = self._clock.now() + self._offset

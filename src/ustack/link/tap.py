@@ -39,6 +39,7 @@ from collections.abc import Sequence
 
 from ustack.buffer import PacketBuffer
 from ustack.contracts import LinkCapabilities, NetworkDispatcher
+from ustack.link.base import EthernetLink
 from ustack.link.ethernet import HEADER_LEN, deliver_frame, push_header
 from ustack.stats import Stats
 from ustack.wire import vnet
@@ -149,7 +150,7 @@ def negotiate_offloads(fd: int, wanted: int = _FULL_OFFLOAD) -> int:
     return 0
 
 
-class TapEndpoint:
+class TapEndpoint(EthernetLink):
     """A LinkEndpoint over a tap fd that has ``IFF_VNET_HDR`` (see :func:`open_tap`)."""
 
     def __init__(self, fd: int, *, name: str = "", mtu: int = 1500, mac: bytes | None = None,
@@ -209,30 +210,8 @@ class TapEndpoint:
 
     # --- LinkEndpoint -------------------------------------------------------------------------
 
-    @property
-    def mtu(self) -> int:
-        return self._mtu
-
-    @property
-    def capabilities(self) -> LinkCapabilities:
-        return self._caps
-
-    @property
-    def max_header_length(self) -> int:
-        return HEADER_LEN
-
-    @property
-    def link_address(self) -> bytes:
-        return self._mac
-
     def fileno(self) -> int:
         return self._fd
-
-    def attach(self, dispatcher: NetworkDispatcher | None) -> None:
-        self._dispatcher = dispatcher
-
-    def is_attached(self) -> bool:
-        return self._dispatcher is not None
 
     def close(self) -> None:
         if self._closed:
