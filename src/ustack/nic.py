@@ -123,11 +123,14 @@ class NIC:
                 if entry.contains(remote):
                     return entry.addr
             if size == 16:
+                # RFC 6724 rule 2 (same scope), then rule 8 (longest matching prefix)
                 want_link_local = ipv6_wire.is_link_local(remote) or (
                     ipv6_wire.is_multicast(remote) and (remote[1] & 0x0F) <= 2)
-                for entry in rows:
-                    if ipv6_wire.is_link_local(entry.addr) == want_link_local:
-                        return entry.addr
+                scoped = [e for e in rows if ipv6_wire.is_link_local(e.addr) == want_link_local]
+                if scoped:
+                    value = int.from_bytes(remote, "big")
+                    return max(scoped, key=lambda e: -(int.from_bytes(e.addr, "big")
+                                                       ^ value).bit_length()).addr
         return rows[0].addr
 
     def all_addresses(self) -> Iterable[InterfaceAddress]:

@@ -174,7 +174,18 @@ class Stack:
     def remove_address(self, address: str | bytes) -> bool:
         addr = ipaddress.ip_interface(address).ip.packed if isinstance(address, str) else address
         nic = self._local_addrs.pop(addr, None)
-        return nic is not None and nic.remove_address(addr)
+        if nic is None:
+            return False
+        entry = next((e for e in nic.addresses[len(addr)] if e.addr == addr), None)
+        if not nic.remove_address(addr):
+            return False
+        if entry is not None:
+            net = ipaddress.ip_network((addr, entry.prefix_len), strict=False)
+            if not any(e.contains(net.network_address.packed) and e.prefix_len == entry.prefix_len
+                       for e in nic.addresses[len(addr)]):
+                self.routes.remove(RouteEntry(net.network_address.packed, entry.prefix_len, None,
+                                              nic.id))
+        return True
 
     def add_route(self, destination: str, gateway: str | None = None,
                   nic_id: int | str | None = None, metric: int = 0) -> RouteEntry:

@@ -275,10 +275,10 @@ def test_malformed_and_unacceptable_arp_is_dropped(pair: StackPair) -> None:
     truncated = bytes(Ether(src=src, dst=BCAST, type=0x0806)) + bytes(20)
     multicast_sender = Ether(src=src, dst=BCAST) / ARP(hwsrc="01:00:5e:00:00:01",
                                                        psrc="10.0.0.9", pdst="10.0.0.2")
-    unspecified_sender = Ether(src=src, dst=BCAST) / ARP(hwsrc=src, psrc="0.0.0.0",
-                                                         pdst="10.0.0.2")
+    probe_for_other = Ether(src=src, dst=BCAST) / ARP(hwsrc=src, psrc="0.0.0.0",
+                                                      pdst="10.0.0.77")
     record(pair)
-    for frame in (bad_htype, truncated, multicast_sender, unspecified_sender):
+    for frame in (bad_htype, truncated, multicast_sender, probe_for_other):
         inject(pair.link_b, frame)
     pair.run(0.01)
     assert pair.b.stats["arp.drop.bad_message"] == 1
@@ -286,3 +286,20 @@ def test_malformed_and_unacceptable_arp_is_dropped(pair: StackPair) -> None:
     assert pair.b.stats["arp.ignored"] == before + 2
     assert arp_frames(pair, "b") == []
     assert cached(pair.nic_b, "10.0.0.9") is None
+
+
+def test_rfc5227_probe_for_our_address_is_answered_and_not_learned(pair: StackPair) -> None:
+    """An ARP probe (sender 0.0.0.0) for an address in use gets a reply, as from Linux,
+    so the prober sees the conflict; it teaches us no mapping."""
+    src = "02:00:00:00:00:99"
+    probe = Ether(src=src, dst=BCAST) / ARP(hwsrc=src, psrc="0.0.0.0", pdst="10.0.0.2")
+    record(pair)
+    inject(pair.link_b, probe)
+    pair.run(0.01)
+    replies = arp_frames(pair, "b")
+    assert len(replies) == 1
+    reply = replies[0]
+    assert reply[ARP].op == 2 and reply[ARP].psrc == "10.0.0.2"
+    assert reply[ARP].hwdst == src and reply[Ether].dst == src
+    assert pair.b.stats["arp.tx_probe_reply"] == 1
+    assert cached(pair.nic_b, "0.0.0.0") is None

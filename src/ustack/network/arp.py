@@ -96,8 +96,18 @@ class ARPEndpoint:
             return
         nic = self.nic
         cache = nic.neighbors.get(EtherType.IPV4)
-        if cache is None or not any(msg.sender_ip) or msg.sender_mac[0] & 1:
+        if cache is None or msg.sender_mac[0] & 1:
             stats.count("arp.ignored")
+            return
+        if not any(msg.sender_ip):
+            # An ARP probe (RFC 5227 2.1.1): answer for our address so the prober sees it
+            # in use, as Linux does; a probe teaches us nothing about the sender.
+            if msg.op == wire.OP_REQUEST and nic.has_address(msg.target_ip):
+                self.protocol._send(nic, wire.OP_REPLY, msg.target_ip, msg.sender_mac,
+                                    msg.sender_ip, msg.sender_mac)
+                stats.count("arp.tx_probe_reply")
+            else:
+                stats.count("arp.ignored")
             return
         if nic.has_address(msg.sender_ip):
             stats.count("arp.address_conflict")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer, finish_partial_checksum
-from ustack.contracts import DeliveryResult, TransportDispatcher
+from ustack.contracts import DeliveryResult, LinkCapabilities, TransportDispatcher
 from ustack.network import local
 from ustack.network.fragment import Reassembler
 from ustack.network.icmp4 import ICMPv4Handler
@@ -56,6 +56,8 @@ class IPv4Endpoint:
         self.dispatcher = dispatcher
         self.stats = protocol.stack.stats
         self._clock = protocol.stack.clock
+        #: loopback sources are martians except on a loopback link (RFC 1122 3.2.1.3 (g))
+        self._reject_loopback = not nic.link.capabilities & LinkCapabilities.LOOPBACK
 
     @property
     def mtu(self) -> int:
@@ -84,7 +86,8 @@ class IPv4Endpoint:
             return
         src, dst = hdr.src, hdr.dst
         # RFC 1122 3.2.1.3: a source that is not a unique host is silently discarded.
-        if src == wire.BROADCAST or wire.is_multicast(src) or self.nic.is_broadcast(src):
+        if src == wire.BROADCAST or wire.is_multicast(src) or self.nic.is_broadcast(src) or (
+                src[0] == 127 and self._reject_loopback):
             self.stats.drop("ipv4", DropReason.BAD_ADDRESS)
             return
         if not self.nic.accepts(dst):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer, finish_partial_checksum
-from ustack.contracts import DeliveryResult, TransportDispatcher
+from ustack.contracts import DeliveryResult, LinkCapabilities, TransportDispatcher
 from ustack.network import local
 from ustack.network.fragment import Reassembler
 from ustack.network.icmp6 import ICMPv6Handler
@@ -74,6 +74,8 @@ class IPv6Endpoint:
         self.dispatcher = dispatcher
         self.stats = protocol.stack.stats
         self._clock = protocol.stack.clock
+        #: ::1 as a source is a martian except on a loopback link (RFC 4291 2.5.3)
+        self._reject_loopback = not nic.link.capabilities & LinkCapabilities.LOOPBACK
         #: the MTU option of a router advertisement (RFC 4861 6.3.4), 0 when none
         self.ra_mtu = 0
 
@@ -104,7 +106,8 @@ class IPv6Endpoint:
         except ParseError as err:
             self.stats.drop("ipv6", err.reason)
             return
-        if wire.is_multicast(hdr.src):  # RFC 4291 2.7: never a source
+        if wire.is_multicast(hdr.src) or (hdr.src == wire.LOOPBACK and self._reject_loopback):
+            # RFC 4291 2.7: never a multicast source; 2.5.3: ::1 never arrives from a wire
             self.stats.drop("ipv6", DropReason.BAD_ADDRESS)
             return
         if not self.nic.accepts(hdr.dst):

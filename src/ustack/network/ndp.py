@@ -36,7 +36,8 @@ class NDP:
         self.stack = stack
         self.protocol = protocol
         #: recursive DNS servers learned from router advertisements (RFC 8106)
-        self.dns_servers: list[bytes] = []
+        #: recursive DNS servers learned from RAs go to the stack's list (DHCP writes there too)
+        self.dns_servers: list[bytes] = stack.dns_servers
         self._routers: set[tuple[int, bytes]] = set()
         self._solicited: dict[int, int] = {}  # nic id -> router solicitations sent
         #: NICs on which the stack is a router: nic id -> who answers solicitations

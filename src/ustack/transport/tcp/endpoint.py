@@ -146,6 +146,7 @@ class TCPEndpoint:
         mss = min(self.peer_mss, path) - self.standard_option_length
         self.sender.set_mss(mss)
         self.rcv_mss = min(self.rcv_mss, self.advertised_mss())
+        self.receiver.mss = self.rcv_mss
 
     # --- segments in and out (input.py, output.py) ----------------------------------------
 

@@ -374,7 +374,10 @@ def _receive_data(ep: TCPEndpoint, seg: Segment, seq: int) -> None:
     r = ep.receiver
     fin = bool(seg.flags & FIN)
     if seg.data:
+        # The peer's segment size, as Linux estimates rcv_mss: it sets the receiver's
+        # silly-window threshold (RFC 9293 3.8.6.2.2) and the delayed-ACK byte count.
         ep.rcv_mss = max(ep.rcv_mss, min(len(seg.data), ep.advertised_mss()))
+        r.mss = ep.rcv_mss
     got = r.receive(seq, seg.data, fin)
     if got.duplicate is not None and ep.sack_enabled and ep.config.dsack:
         ep.dsack_pending = got.duplicate

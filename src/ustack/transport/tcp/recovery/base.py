@@ -86,8 +86,10 @@ class LossRecovery:
         s = self.sender
         pipe = s.sendmap.pipe(s.snd_max - s.snd_una)
         extra = 0
-        if not self.in_recovery and 0 < self.dupacks < DUPTHRESH:
-            extra = self.dupacks * s.mss  # RFC 3042 limited transmit
+        if not self.in_recovery and 0 < self.dupacks < DUPTHRESH and not s.sendmap.sacked_bytes:
+            # RFC 3042 limited transmit; with SACK, pipe already excludes the data the
+            # duplicate ACKs reported (RFC 6675 5), so adding it again would double count
+            extra = self.dupacks * s.mss
         return s.cc.cwnd + extra - pipe
 
     def _enter(self, now: float) -> None:
