@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer
@@ -18,7 +19,7 @@ from ustack.demux import Binding
 from ustack.route import Route
 from ustack.transport.tcp import input as tcp_input
 from ustack.transport.tcp import output as tcp_output
-from ustack.transport.tcp import stacks
+from ustack.transport.tcp import stacks, timeouts
 from ustack.transport.tcp.config import TCPConfig
 from ustack.transport.tcp.ecn import EcnState
 from ustack.transport.tcp.receiver import Receiver
@@ -115,11 +116,11 @@ class TCPEndpoint:
         self.last_recv = 0.0
         self.progress_time = 0.0
         self.established_at = 0.0
-        self.rto_timer = TimerSlot(self.clock, self.on_rto_timer)
+        self.rto_timer = TimerSlot(self.clock, partial(timeouts.on_rto_timer, self))
         self.delack_timer = TimerSlot(self.clock, self.on_delack_timer)
-        self.keepalive_timer = TimerSlot(self.clock, self.on_keepalive_timer)
-        self.persist_timer = TimerSlot(self.clock, self.on_persist_timer)
-        self.wait_timer = TimerSlot(self.clock, self.on_wait_timer)
+        self.keepalive_timer = TimerSlot(self.clock, partial(timeouts.on_keepalive_timer, self))
+        self.persist_timer = TimerSlot(self.clock, partial(timeouts.on_persist_timer, self))
+        self.wait_timer = TimerSlot(self.clock, partial(timeouts.on_wait_timer, self))
 
     def __repr__(self) -> str:
         return f"<TCPEndpoint {self.state.label} :{self.local_port} -> :{self.remote_port}>"
@@ -532,84 +533,9 @@ class TCPEndpoint:
             return max(0.0, min(rto, self.progress_time + self.user_timeout - self.clock.now()))
         return rto
 
-    def on_rto_timer(self) -> None:
-        state = self.state
-        if state in (State.SYN_SENT, State.SYN_RECEIVED):
-            self._retransmit_syn()
-            return
-        s = self.sender
-        if s.snd_max <= s.snd_una:
-            return
-        if self.user_timed_out() or s.backoffs >= self.config.retries2:
-            self.stack.stats.count("tcp.timeouts")
-            self.terminate(self.soft_error or errno.ETIMEDOUT)
-            return
-        s.on_timeout()
-        self.flush_ack()
-
-    def _retransmit_syn(self) -> None:
-        cfg = self.config
-        limit = cfg.syn_retries if self.state is State.SYN_SENT else cfg.synack_retries
-        if self.syn_retries >= limit or self.user_timed_out():
-            self.stack.stats.count("tcp.attempt_fails")
-            self.terminate(self.soft_error or errno.ETIMEDOUT)
-            return
-        self.syn_retries += 1
-        self.sender.retransmits_total += 1
-        self.stack.stats.count("tcp.syn_retransmits")
-        if self.state is State.SYN_SENT:
-            self.send_syn()
-        else:
-            self.send_synack()
-        # RFC 6298 5.7: SYN timeouts back off from the initial RTO
-        self.rto_timer.set(self.rto_delay(min(cfg.initial_rto * (1 << self.syn_retries),
-                                              cfg.max_rto)))
-
-    def on_keepalive_timer(self) -> None:
-        """RFC 1122 4.2.3.6: probe an idle connection; give up after keepcnt silences."""
-        if not self.keepalive or self.state not in (State.ESTABLISHED, State.CLOSE_WAIT,
-                                                    State.FIN_WAIT_2):
-            return
-        idle = self.clock.now() - self.last_recv
-        if idle < self.keepidle and self.keepalive_probes == 0:
-            self.keepalive_timer.set(self.keepidle - idle)
-            return
-        if self.keepalive_probes >= self.keepcnt:
-            self.stack.stats.count("tcp.keepalive_timeouts")
-            self.send_rst()  # as Linux: a peer that comes back learns the connection is gone
-            self.terminate(errno.ETIMEDOUT)
-            return
-        self.keepalive_probes += 1
-        self.stack.stats.count("tcp.keepalive_probes")
-        self.emit(self.sender.snd_una - 1, wire.ACK, b"", self.data_options())
-        self.keepalive_timer.set(self.keepintvl)
-
     def arm_persist(self) -> None:
         if not self.persist_timer.armed and self.sender.flight == 0:
             self.persist_timer.set(self.sender.current_rto())
-
-    def on_persist_timer(self) -> None:
-        """RFC 9293 3.8.6.1: probe a zero window (seq snd_una-1 draws an ACK with the window)."""
-        s = self.sender
-        if not self.can_send_data() or s.unsent <= 0:
-            return
-        if s.snd_wnd > 0:
-            s.output()
-            return
-        self.persist_probes += 1
-        if self.persist_probes > self.config.retries2 and self.clock.now() - self.last_recv > \
-                self.config.max_rto * 2:
-            self.terminate(errno.ETIMEDOUT)
-            return
-        self.stack.stats.count("tcp.window_probes")
-        self.emit(s.snd_una - 1, wire.ACK, b"", self.data_options())
-        rto = min(s.rtt.rto * (1 << min(self.persist_probes, 10)), self.config.max_rto)
-        self.persist_timer.set(rto)
-
-    def on_wait_timer(self) -> None:
-        """TIME-WAIT's 2*MSL ended, or an orphaned FIN-WAIT-2 timed out."""
-        if self.state in (State.TIME_WAIT, State.FIN_WAIT_2):
-            self.terminate(0)
 
     def enter_time_wait(self) -> None:
         self.state = State.TIME_WAIT

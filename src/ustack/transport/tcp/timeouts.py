@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: MIT
+"""What an endpoint does when its timers expire: retransmission (RFC 6298, with SYN
+backoff and TCP_USER_TIMEOUT, RFC 5482), keepalive (RFC 1122 4.2.3.6), persist
+(RFC 9293 3.8.6.1) and the end of TIME-WAIT or an orphaned FIN-WAIT-2."""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from ustack.transport.tcp.state import State
+from ustack.wire import tcp as wire
+
+if TYPE_CHECKING:
+    from ustack.transport.tcp.endpoint import TCPEndpoint
+
+
+def on_rto_timer(ep: TCPEndpoint) -> None:
+    """The retransmission timer: resend the SYN, or back off and resend data (RFC 6298 5)."""
+    state = ep.state
+    if state in (State.SYN_SENT, State.SYN_RECEIVED):
+        _retransmit_syn(ep)
+        return
+    s = ep.sender
+    if s.snd_max <= s.snd_una:
+        return
+    if ep.user_timed_out() or s.backoffs >= ep.config.retries2:
+        ep.stack.stats.count("tcp.timeouts")
+        ep.terminate(ep.soft_error or errno.ETIMEDOUT)
+        return
+    s.on_timeout()
+    ep.flush_ack()
+
+
+def _retransmit_syn(ep: TCPEndpoint) -> None:
+    cfg = ep.config
+    limit = cfg.syn_retries if ep.state is State.SYN_SENT else cfg.synack_retries
+    if ep.syn_retries >= limit or ep.user_timed_out():
+        ep.stack.stats.count("tcp.attempt_fails")
+        ep.terminate(ep.soft_error or errno.ETIMEDOUT)
+        return
+    ep.syn_retries += 1
+    ep.sender.retransmits_total += 1
+    ep.stack.stats.count("tcp.syn_retransmits")
+    if ep.state is State.SYN_SENT:
+        ep.send_syn()
+    else:
+        ep.send_synack()
+    # RFC 6298 5.7: SYN timeouts back off from the initial RTO
+    ep.rto_timer.set(ep.rto_delay(min(cfg.initial_rto * (1 << ep.syn_retries),
+                                          cfg.max_rto)))
+
+
+def on_keepalive_timer(ep: TCPEndpoint) -> None:
+    """RFC 1122 4.2.3.6: probe an idle connection; give up after keepcnt silences."""
+    if not ep.keepalive or ep.state not in (State.ESTABLISHED, State.CLOSE_WAIT,
+                                                State.FIN_WAIT_2):
+        return
+    idle = ep.clock.now() - ep.last_recv
+    if idle < ep.keepidle and ep.keepalive_probes == 0:
+        ep.keepalive_timer.set(ep.keepidle - idle)
+        return
+    if ep.keepalive_probes >= ep.keepcnt:
+        ep.stack.stats.count("tcp.keepalive_timeouts")
+        ep.send_rst()  # as Linux: a peer that comes back learns the connection is gone
+        ep.terminate(errno.ETIMEDOUT)
+        return
+    ep.keepalive_probes += 1
+    ep.stack.stats.count("tcp.keepalive_probes")
+    ep.emit(ep.sender.snd_una - 1, wire.ACK, b"", ep.data_options())
+    ep.keepalive_timer.set(ep.keepintvl)
+
+
+def on_persist_timer(ep: TCPEndpoint) -> None:
+    """RFC 9293 3.8.6.1: probe a zero window (seq snd_una-1 draws an ACK with the window)."""
+    s = ep.sender
+    if not ep.can_send_data() or s.unsent <= 0:
+        return
+    if s.snd_wnd > 0:
+        s.output()
+        return
+    ep.persist_probes += 1
+    if ep.persist_probes > ep.config.retries2 and ep.clock.now() - ep.last_recv > \
+            ep.config.max_rto * 2:
+        ep.terminate(errno.ETIMEDOUT)
+        return
+    ep.stack.stats.count("tcp.window_probes")
+    ep.emit(s.snd_una - 1, wire.ACK, b"", ep.data_options())
+    rto = min(s.rtt.rto * (1 << min(ep.persist_probes, 10)), ep.config.max_rto)
+    ep.persist_timer.set(rto)
+
+
+def on_wait_timer(ep: TCPEndpoint) -> None:
+    """TIME-WAIT's 2*MSL ended, or an orphaned FIN-WAIT-2 timed out."""
+    if ep.state in (State.TIME_WAIT, State.FIN_WAIT_2):
+        ep.terminate(0)
