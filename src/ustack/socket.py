@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _Buffer = bytes | bytearray | memoryview
+_MSG_DONTWAIT = int(_socket.MSG_DONTWAIT)
+_MSG_PEEK = int(_socket.MSG_PEEK)
 
 
 class Socket:
@@ -161,8 +163,8 @@ class DatagramSocket(Socket):
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[Any, ...]]:
         self._check_open()
-        peek = bool(flags & _socket.MSG_PEEK)
-        if flags & _socket.MSG_DONTWAIT:
+        peek = bool(flags & _MSG_PEEK)
+        if flags & _MSG_DONTWAIT:
             data, (addr, port) = self._call(self._ep.recvfrom, peek)
         else:
             data, (addr, port) = self._wait(lambda: self._ep.recvfrom(peek), READABLE)

@@ -299,6 +299,14 @@ class Sender:
         ep = self.ep
         if not ep.can_send_data():
             return 0
+        if (self.buffer.end == self.snd_nxt and not force_one
+                and (not self.fin_queued or self.fin_seq is not None)
+                and self.sendmap.lost_bytes <= self.sendmap.retrans_bytes):
+            # nothing new, nothing to resend: the common case on every ACK of a
+            # request/response flow, answered before building any options
+            if not self.fin_queued:
+                self.rate.mark_app_limited(self.flight)
+            return 0
         sent = 0
         recovery = self.recovery
         pacer = self.pacer

@@ -29,6 +29,8 @@ SO_MAX_PACING_RATE = getattr(_socket, "SO_MAX_PACING_RATE", 47)  # bytes/s; enab
 TCP_PACING = 0x7501  # ustack: pace this connection at 120-200% of cwnd/SRTT (any CC)
 TCP_NOOPT = 0x7580  # FreeBSD's TCP_NOOPT (8 there): SYNs and SYN-ACKs carry no options
 _Buffer = bytes | bytearray | memoryview
+_MSG_DONTWAIT = int(_socket.MSG_DONTWAIT)  # plain ints: IntFlag arithmetic is slow per call
+_MSG_PEEK = int(_socket.MSG_PEEK)
 
 
 class StreamSocket(Socket):
@@ -120,7 +122,7 @@ class StreamSocket(Socket):
     def send(self, data: _Buffer, flags: int = 0) -> int:
         self._check_open()
         chunk = data if isinstance(data, bytes) else bytes(data)
-        if flags & _socket.MSG_DONTWAIT:
+        if flags & _MSG_DONTWAIT:
             return self._call(self._ep.send, chunk)
         return self._wait(lambda: self._ep.send(chunk), WRITABLE)
 
@@ -135,8 +137,8 @@ class StreamSocket(Socket):
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         self._check_open()
-        peek = bool(flags & _socket.MSG_PEEK)
-        if flags & _socket.MSG_DONTWAIT:
+        peek = bool(flags & _MSG_PEEK)
+        if flags & _MSG_DONTWAIT:
             return self._call(self._ep.recv, bufsize, peek)
         return self._wait(lambda: self._ep.recv(bufsize, peek), READABLE)
 
