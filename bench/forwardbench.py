@@ -26,16 +26,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ustack.testing.scratch import cpu_seconds, sh
+
 HERE = Path(__file__).resolve().parent
 REMOTE = "10.98.0.2"
 TESTS = [("iperf3 guest->remote", "up", "Mbit/s"), ("iperf3 remote->guest", "down", "Mbit/s"),
          ("tcp 1 B req/resp", "tcp_rr", "/s"), ("udp 1 B req/resp", "udp_rr", "/s"),
          ("tcp connect+1 B+close", "tcp_crr", "/s")]
-
-
-def sh(*argv: str, check: bool = True, timeout: float = 120) -> str:
-    return subprocess.run(argv, capture_output=True, text=True, check=check,
-                          timeout=timeout).stdout
 
 
 def ensure_tools() -> None:
@@ -47,11 +44,6 @@ def ensure_tools() -> None:
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
         subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env,
                        stdout=subprocess.DEVNULL)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager

@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -38,33 +37,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ustack.testing.scratch import namespaces, sh
+
 HERE = Path(__file__).resolve()
 USTACK_ADDR, RECV_TAP_ADDR = "10.252.0.2", "10.252.0.1"
 KERNEL_ADDR, RECV_VETH_ADDR = "10.253.0.2", "10.253.0.1"
 USTACK_PORT, KERNEL_PORT = 8080, 8081
 CASES = [("ustack", "rack", "cubic"), ("ustack", "rack", "bbr"), ("ustack", "default", "cubic"),
          ("linux", "-", "cubic"), ("linux", "-", "bbr")]
-
-
-def sh(*argv: str, check: bool = True, timeout: float = 120, input: str | None = None) -> str:
-    return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout,
-                          input=input).stdout
-
-
-@contextlib.contextmanager
-def namespaces(*names: str) -> Iterator[None]:
-    try:
-        for name in names:
-            sh("ip", "netns", "add", name)
-            sh("ip", "-n", name, "link", "set", "lo", "up")
-            etc = Path("/etc/netns") / name
-            etc.mkdir(parents=True, exist_ok=True)
-            (etc / "resolv.conf").write_text("# bench namespace: no resolver\n")
-        yield
-    finally:
-        for name in names:
-            sh("ip", "netns", "del", name, check=False)
-            shutil.rmtree(Path("/etc/netns") / name, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -17,12 +17,13 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from ustack.testing.scratch import cpu_seconds, namespaces, sh
 
 HERE = Path(__file__).resolve().parent
 CLIENTS = HERE / "clients.py"
@@ -34,29 +35,8 @@ TESTS = [
 ]
 
 
-def sh(*argv: str, check: bool = True, timeout: float = 120) -> str:
-    return subprocess.run(argv, capture_output=True, text=True, check=check,
-                          timeout=timeout).stdout
-
-
 def ns_run(ns: str, *argv: str, timeout: float = 120) -> str:
     return sh("ip", "netns", "exec", ns, *argv, timeout=timeout)
-
-
-@contextlib.contextmanager
-def namespaces(*names: str) -> Iterator[None]:
-    try:
-        for name in names:
-            sh("ip", "netns", "add", name)
-            sh("ip", "-n", name, "link", "set", "lo", "up")
-            etc = Path("/etc/netns") / name
-            etc.mkdir(parents=True, exist_ok=True)
-            (etc / "resolv.conf").write_text("# bench namespace: no resolver\n")
-        yield
-    finally:
-        for name in names:
-            sh("ip", "netns", "del", name, check=False)
-            shutil.rmtree(Path("/etc/netns") / name, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -96,11 +76,6 @@ def kernel_pair(client: str, server: str, mtu: int) -> Iterator[None]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(ns: str, kind: str, addr: str, port: int, seconds: float) -> float:

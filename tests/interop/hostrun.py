@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from ustack import control
+from ustack.testing.scratch import namespaces
 
 NEEDS_ROOT = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists("/dev/net/tun") or shutil.which("ip") is None,
@@ -37,16 +38,8 @@ def unique_name(prefix: str = "ush") -> str:
 def namespace() -> Iterator[str]:
     """A fresh namespace with lo up and a private resolver; deleted afterwards."""
     name = unique_name()
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    etc = Path("/etc/netns") / name
-    try:
-        etc.mkdir(parents=True, exist_ok=True)
-        (etc / "resolv.conf").write_text("# test namespace: no resolver\n")
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    with namespaces(name, resolver="# test namespace: no resolver\n"):
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-        shutil.rmtree(etc, ignore_errors=True)
 
 
 def in_ns(ns: str, *argv: str, timeout: float = 120, check: bool = True,
