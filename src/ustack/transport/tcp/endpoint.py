@@ -24,6 +24,7 @@ from ustack.transport.tcp.config import TCPConfig
 from ustack.transport.tcp.ecn import EcnState
 from ustack.transport.tcp.receiver import Receiver
 from ustack.transport.tcp.sender import Sender
+from ustack.transport.tcp.seqnum import unwrap
 from ustack.transport.tcp.state import RECEIVING, SENDING, State
 from ustack.transport.tcp.timers import TimerSlot
 from ustack.waiter import ERROR, HANGUP, READABLE, WRITABLE, WaiterQueue
@@ -550,6 +551,13 @@ class TCPEndpoint:
         """RFC 1122 4.2.3.9 and RFC 5927: hard errors abort a connecting socket; others are
         soft errors reported if the connection later times out; PMTU updates the MSS."""
         kind = error.kind
+        s = self.sender
+        quoted_seq = int.from_bytes(error.quoted[4:8], "big") if len(error.quoted) >= 8 else None
+        if quoted_seq is None or not s.snd_una <= unwrap(quoted_seq, s.snd_una) < s.snd_max:
+            # RFC 5927 4.1: the quoted segment must be one we have in flight; anything
+            # else is stale or a blind attack and changes nothing.
+            self.stack.stats.count("tcp.icmp_out_of_window")
+            return
         if kind is ControlKind.PACKET_TOO_BIG:
             before = self.sender.mss
             self.update_send_mss()
