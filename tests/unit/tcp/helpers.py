@@ -303,6 +303,13 @@ class RawPeer:
     def stack(self) -> Stack:
         return self.p.a
 
+    def listen(self, port: int = 80, backlog: int = 128) -> socket.socket:
+        """A listening socket of the stack under test, on the wildcard address."""
+        srv = self.stack.socket(self.family, socket.SOCK_STREAM)
+        srv.bind(("0.0.0.0" if self.family == AF4 else "::", port))
+        srv.listen(backlog)
+        return srv  # type: ignore[no-any-return]
+
     @property
     def addr(self) -> bytes:
         return ipaddress.ip_address(ADDRS[self.family][1]).packed

@@ -89,9 +89,7 @@ def test_rfc9293_3_1_options_that_overrun_dropped(options: bytes) -> None:
 
 def test_bad_options_to_listener_dropped() -> None:
     peer = RawPeer.create()
-    srv = peer.stack.socket(AF4, socket.SOCK_STREAM)
-    srv.bind(("0.0.0.0", 80))
-    srv.listen()
+    srv = peer.listen()
     peer.send(1000, 0, SYN, options=b"\x01\x01\x02\x04")  # an MSS option cut short
     peer.send(1000, 0, SYN, options=b"\x02\x04\x05\xb4\x08\x0a\x00\x00")
     peer.nothing()
@@ -123,9 +121,7 @@ def test_rfc9293_syn_with_fin_or_rst_dropped(flags: int) -> None:
     assert conn.peer.stack.stats["tcp.drop.bad_segment"] == 1
     # to a listener and to a closed port as well: no SYN-ACK, no RST
     peer = conn.peer
-    srv = peer.stack.socket(AF4, socket.SOCK_STREAM)
-    srv.bind(("0.0.0.0", 8080))
-    srv.listen()
+    _srv = peer.listen(8080)  # kept alive: closing it would change the case
     peer.send(1, 0, flags, dport=8080)
     peer.send(1, 0, flags, dport=9)
     peer.nothing()

@@ -371,9 +371,7 @@ def test_rfc9293_figure_8_simultaneous_open_two_stacks(family: int) -> None:
 
 def test_rfc9293_3_10_7_4_retransmitted_syn_in_syn_received_resends_synack() -> None:
     peer = RawPeer.create()
-    srv = peer.stack.socket(AF4, socket.SOCK_STREAM)
-    srv.bind(("0.0.0.0", 80))
-    srv.listen()
+    _srv = peer.listen()  # kept alive for the test
     peer.send(1000, 0, SYN, options=wire.TCPOptions(mss=1460))
     first = peer.expect()
     peer.send(1000, 0, SYN, options=wire.TCPOptions(mss=1460))
@@ -385,9 +383,7 @@ def test_rfc9293_3_10_7_4_retransmitted_syn_in_syn_received_resends_synack() -> 
 
 def test_synack_retransmitted_then_half_open_child_dropped() -> None:
     peer = RawPeer.create(tcp_a={"synack_retries": 2})
-    srv = peer.stack.socket(AF4, socket.SOCK_STREAM)
-    srv.bind(("0.0.0.0", 80))
-    srv.listen()
+    srv = peer.listen()
     listener = ep_of(srv).listener
     assert listener is not None
     start = peer.p.clock.now()
@@ -411,9 +407,7 @@ def test_synack_retransmitted_then_half_open_child_dropped() -> None:
 
 def test_rfc9293_3_10_7_2_listener_answers_ack_with_rst() -> None:
     peer = RawPeer.create(tcp_a={"syncookies": "never"})
-    srv = peer.stack.socket(AF4, socket.SOCK_STREAM)
-    srv.bind(("0.0.0.0", 80))
-    srv.listen()
+    _srv = peer.listen()  # kept alive for the test
     peer.send(1000, 777, ACK)
     rst = peer.expect()
     assert rst.flags == RST and rst.seq == 777

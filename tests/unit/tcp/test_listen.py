@@ -32,10 +32,8 @@ SYN_OPTS = wire.TCPOptions(mss=1460, wscale=2, sack_permitted=True, timestamp=(5
 
 
 def _listener(peer: RawPeer, backlog: int = 16) -> socket.socket:
-    srv = peer.stack.socket(AF4, socket.SOCK_STREAM)
+    srv = peer.listen(backlog=backlog)
     srv.settimeout(1)
-    srv.bind(("0.0.0.0", 80))
-    srv.listen(backlog)
     return srv
 
 

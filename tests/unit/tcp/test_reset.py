@@ -153,9 +153,7 @@ def test_rfc9293_3_10_7_3_syn_sent_rst_without_acceptable_ack_ignored(
 
 def test_rfc9293_3_10_7_4_syn_received_rst_returns_passive_open_to_listen() -> None:
     peer = RawPeer.create()
-    srv = peer.stack.socket(AF4, socket.SOCK_STREAM)
-    srv.bind(("0.0.0.0", 80))
-    srv.listen()
+    srv = peer.listen()
     srv.setblocking(False)
     listener = ep_of(srv).listener
     assert listener is not None
@@ -192,9 +190,7 @@ def test_rfc9293_3_10_7_4_syn_received_active_rst_refuses() -> None:
 
 def test_rfc9293_3_10_7_4_syn_received_bad_ack_draws_rst() -> None:
     peer = RawPeer.create()
-    srv = peer.stack.socket(AF4, socket.SOCK_STREAM)
-    srv.bind(("0.0.0.0", 80))
-    srv.listen()
+    srv = peer.listen()
     peer.send(1000, 0, SYN, options=wire.TCPOptions(mss=1460))
     synack = peer.expect()
     peer.send(1001, synack.seq + 10, ACK)
