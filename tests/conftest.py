@@ -6,15 +6,15 @@ import os
 import pytest
 from hypothesis import settings
 
+from ustack.clock import VirtualClock
+from ustack.testing.pair import StackPair, make_pair
+
 # CI runs the property tests on hypothesis' fixed seed and without per-example deadlines
 # (a loaded machine must not turn slowness into failures); HYPOTHESIS_PROFILE=explore
 # draws fresh random examples, many more of them, to hunt for new counterexamples.
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("explore", max_examples=2000, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-from ustack.clock import VirtualClock
-from ustack.testing.pair import StackPair, make_pair
 
 
 @pytest.fixture
