@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import socket as _socket
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -190,10 +191,15 @@ class DatagramSocket(Socket):
 
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
         self._check_open()
+        if (level, option) in _MULTICAST_OPTIONS:
+            self._call(_set_multicast_option, self._ep, level, option, value)
+            return
         number = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
         setter = _DATAGRAM_OPTIONS.get((level, option))
         if setter is None:
             raise OSError(errno.ENOPROTOOPT, "Protocol not available")
+        if setter in _HOPS:
+            number = _hops(number)
         self._call(setattr, self._ep, setter, number if setter not in _BOOL else bool(number))
 
     def getsockopt(self, level: int, option: int, buflen: int = 0) -> int:
@@ -208,6 +214,81 @@ class DatagramSocket(Socket):
         return int(getattr(self._ep, name))
 
 
+IP_MULTICAST_ALL = getattr(_socket, "IP_MULTICAST_ALL", 49)  # Linux ip(7)
+_SOL_IP, _SOL_IPV6 = _socket.IPPROTO_IP, _socket.IPPROTO_IPV6
+_MULTICAST_OPTIONS = frozenset({
+    (_SOL_IP, _socket.IP_ADD_MEMBERSHIP), (_SOL_IP, _socket.IP_DROP_MEMBERSHIP),
+    (_SOL_IP, _socket.IP_MULTICAST_IF),
+    (_SOL_IPV6, _socket.IPV6_JOIN_GROUP), (_SOL_IPV6, _socket.IPV6_LEAVE_GROUP),
+    (_SOL_IPV6, _socket.IPV6_MULTICAST_IF),
+})
+_IPV6_MREQ = struct.Struct("=16sI")  # struct ipv6_mreq: group, interface index (host order)
+_IP_MREQN = struct.Struct("=4s4si")  # struct ip_mreqn: group, address, interface index
+
+
+def _nic_by_address(ep: DatagramEndpoint, addr: bytes) -> int:
+    if not any(addr):
+        return 0
+    nic = ep.stack.local_nic(addr)
+    if nic is None:
+        raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+    return nic.id
+
+
+def _set_multicast_option(ep: DatagramEndpoint, level: int, option: int,
+                          value: int | bytes) -> None:
+    """The struct-valued multicast options, decoded as Linux does (ip(7), ipv6(7))."""
+    if level == _SOL_IPV6:
+        if ep.size != 16:
+            raise OSError(errno.ENOPROTOOPT, "Protocol not available")
+        if option == _socket.IPV6_MULTICAST_IF:
+            index = value if isinstance(value, int) else int.from_bytes(value[:4], "little")
+            if index and index not in ep.stack.nics:
+                raise OSError(errno.ENODEV, "No such device")
+            ep.multicast_nic = index
+            return
+        if not isinstance(value, bytes) or len(value) < _IPV6_MREQ.size:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        group, index = _IPV6_MREQ.unpack_from(value)
+        if option == _socket.IPV6_JOIN_GROUP:
+            ep.join_group(group, index)
+        else:
+            ep.leave_group(group, index)
+        return
+    if ep.size != 4:
+        raise OSError(errno.ENOPROTOOPT, "Protocol not available")
+    if isinstance(value, int) or len(value) < 4:
+        raise OSError(errno.EINVAL, "Invalid argument")
+    if option == _socket.IP_MULTICAST_IF:
+        # struct in_addr, ip_mreq or ip_mreqn: the interface by address, or by index
+        if len(value) >= _IP_MREQN.size:
+            _group, addr, index = _IP_MREQN.unpack_from(value)
+        else:
+            addr, index = (value[4:8] if len(value) >= 8 else value[:4]), 0
+        ep.multicast_nic = index or _nic_by_address(ep, addr)
+        ep.multicast_source = addr if any(addr) else None
+        return
+    if len(value) < 8:
+        raise OSError(errno.EINVAL, "Invalid argument")
+    # struct ip_mreq (group, interface address) or ip_mreqn (..., interface index)
+    group, addr = value[:4], value[4:8]
+    index = _IP_MREQN.unpack_from(value)[2] if len(value) >= _IP_MREQN.size else 0
+    nic_id = index or _nic_by_address(ep, addr)
+    if option == _socket.IP_ADD_MEMBERSHIP:
+        ep.join_group(group, nic_id)
+    else:
+        ep.leave_group(group, nic_id)
+
+
+def _hops(value: int) -> int:
+    """IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS: 0..255, -1 for the default (1)."""
+    if value == -1 or value == 0xFFFFFFFF:
+        return 1
+    if not 0 <= value <= 255:
+        raise OSError(errno.EINVAL, "Invalid argument")
+    return value
+
+
 _DATAGRAM_OPTIONS = {
     (_socket.SOL_SOCKET, _socket.SO_RCVBUF): "rcvbuf",
     (_socket.SOL_SOCKET, _socket.SO_SNDBUF): "sndbuf",
@@ -217,8 +298,15 @@ _DATAGRAM_OPTIONS = {
     (_socket.IPPROTO_IP, _socket.IP_TOS): "tos",
     (_socket.IPPROTO_IPV6, _socket.IPV6_UNICAST_HOPS): "ttl",
     (_socket.IPPROTO_IPV6, _socket.IPV6_TCLASS): "tos",
+    (_socket.SOL_SOCKET, _socket.SO_REUSEPORT): "reuse_port",
+    (_socket.IPPROTO_IP, _socket.IP_MULTICAST_TTL): "multicast_ttl",
+    (_socket.IPPROTO_IP, _socket.IP_MULTICAST_LOOP): "multicast_loop",
+    (_socket.IPPROTO_IP, IP_MULTICAST_ALL): "multicast_all",
+    (_socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_HOPS): "multicast_ttl",
+    (_socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_LOOP): "multicast_loop",
 }
-_BOOL = {"reuse", "broadcast"}
+_BOOL = {"reuse", "reuse_port", "broadcast", "multicast_loop", "multicast_all"}
+_HOPS = {"multicast_ttl"}
 
 
 def create_socket(stack: Stack, family: int, type: int, proto: int) -> Socket:

@@ -64,7 +64,8 @@ class Setup:
         # warm up: resolve ARP both ways before any impairment is switched on
         self.send_a(b"warm")
         self.send_b(b"warm")
-        self.clock.advance(0.1)
+        # (and let start-up chatter pass: MLD repeats its first reports within 1 s)
+        self.clock.advance(1.1)
         assert self.at_b.payloads == [b"warm"] and self.at_a.payloads == [b"warm"]
         self.at_a.got.clear()
         self.at_b.got.clear()

@@ -23,8 +23,10 @@ from ustack.wire import (
     ethernet,
     icmp4,
     icmp6,
+    igmp,
     ipv4,
     ipv6,
+    mld,
     ndp,
     tcp,
     udp,
@@ -283,6 +285,22 @@ def templates(ep: Endpoints) -> list[tuple[str, bytes]]:
     # Link layer oddities
     add("unknown ethertype", eth(bytes(46), 0x88CC, B, A))
     add("other host", eth(u4(ep.udp_port, b"not for b"), v4, b"\x02\x99\x99\x99\x99\x99", A))
+
+    # Multicast group management: IGMP queries (v1, v2, v3) and MLD queries (v1, v2)
+    router_alert = bytes((0x94, 4, 0, 0))
+    systems = igmp.ALL_SYSTEMS
+    for name, message in (("v1", igmp.build_v2(igmp.QUERY, bytes(4))),
+                          ("v2", igmp.build_v2(igmp.QUERY, bytes(4), 100)),
+                          ("v3", igmp.build_v3_query(bytes(4), 100, (a4,)))):
+        add(f"igmp {name} query", eth(ip4(IPProto.IGMP, message, a4, systems, ttl=1,
+                                          options=router_alert),
+                                      v4, ethernet.ipv4_multicast_mac(systems), A))
+    nodes = ipv6.ALL_NODES
+    for name, message in (("v1", mld.build_v1(mld.QUERY, bytes(16), ll_a, nodes, 1000)),
+                          ("v2", mld.build_v2_query(bytes(16), ll_a, nodes, 1000, (a6,)))):
+        add(f"mld {name} query", eth(ip6(IPProto.HOPOPT, ext(IPProto.ICMPV6, bytes((5, 2, 0, 0)))
+                                         + message, ll_a, nodes, 1),
+                                     v6, ethernet.ipv6_multicast_mac(nodes), A))
     return out
 
 

@@ -16,9 +16,12 @@ from ustack.demux import Binding
 from ustack.route import Route
 from ustack.waiter import ERROR, READABLE, WRITABLE, WaiterQueue
 from ustack.wire import ethernet
+from ustack.wire import ipv4 as ipv4_wire
+from ustack.wire import ipv6 as ipv6_wire
 from ustack.wire.errors import DropReason
 
 if TYPE_CHECKING:
+    from ustack.nic import NIC
     from ustack.stack import Stack
 
 DEFAULT_BUFFER = 212992  # Linux net.core.rmem_default / wmem_default
@@ -60,7 +63,16 @@ class DatagramEndpoint:
         self.waiters = WaiterQueue()
         self.closed = False
         self.reuse = False
+        self.reuse_port = False
         self.broadcast = False
+        # multicast (Linux ip(7) / ipv6(7) defaults): TTL 1, looped back, interface by route
+        self.multicast_ttl = 1
+        self.multicast_loop = True
+        self.multicast_nic = 0  # IP(V6)_MULTICAST_IF: a NIC id, 0 for the route's
+        self.multicast_source: bytes | None = None  # IP_MULTICAST_IF by address
+        self.multicast_all = True  # IP_MULTICAST_ALL: every group the host joined
+        #: the groups this endpoint joined: (nic id, group), left again on close
+        self.memberships: set[tuple[int, bytes]] = set()
         self.ttl = 0
         self.tos = 0
         #: when set, datagrams are handed here instead of queued (asyncio transports)
@@ -77,9 +89,11 @@ class DatagramEndpoint:
             raise OSError(errno.EBADF, "Bad file descriptor")
         if self.binding is not None:
             raise OSError(errno.EINVAL, "Invalid argument")
-        if any(addr) and not self.stack.is_local_address(addr) and addr != b"\xff" * 4:
+        if any(addr) and not self.stack.is_local_address(addr) and addr != b"\xff" * 4 \
+                and not is_multicast(addr):  # a group address: Linux lets UDP bind it
             raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
-        self.binding = self.table.bind(self, self.size, addr, port, self.reuse)
+        self.binding = self.table.bind(self, self.size, addr, port,
+                                       self.reuse or self.reuse_port)
         self.local_addr = self.binding.local_addr
         self.local_port = self.binding.local_port
 
@@ -92,7 +106,8 @@ class DatagramEndpoint:
             self.disconnect()
             return
         local = self.local_addr if any(self.local_addr) else None
-        route = self.stack.find_route(addr, local)
+        route = (self._multicast_route(addr, local) if is_multicast(addr)
+                 else self.stack.find_route(addr, local))
         self.ensure_bound()
         assert self.binding is not None
         self.table.connect(self.binding, route.local_addr, addr, port)
@@ -138,7 +153,10 @@ class DatagramEndpoint:
                 route = self.route
             else:
                 local = self.local_addr if any(self.local_addr) else None
-                route = self.stack.find_route(addr, local)
+                if is_multicast(addr):
+                    route = self._multicast_route(addr, local)
+                else:
+                    route = self.stack.find_route(addr, local)
                 if route.link_addr == ethernet.BROADCAST and not self.broadcast:
                     raise OSError(errno.EACCES, "Permission denied")  # needs SO_BROADCAST
         self.ensure_bound()
@@ -147,6 +165,53 @@ class DatagramEndpoint:
 
     def send_datagram(self, route: Route, data: bytes, port: int) -> None:
         raise NotImplementedError
+
+    # --- multicast (ip(7) IP_ADD_MEMBERSHIP ..., ipv6(7) IPV6_JOIN_GROUP ...) -------------------
+
+    def _multicast_route(self, group: bytes, local: bytes | None) -> Route:
+        if local is None and self.multicast_source is not None:
+            local = self.multicast_source
+        return self.stack.find_route(group, local, self.multicast_nic or None)
+
+    def _group_nic(self, group: bytes, nic_id: int) -> NIC:
+        if len(group) != self.size or not is_multicast(group):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        if nic_id:
+            nic = self.stack.nics.get(nic_id)
+            if nic is None:
+                raise OSError(errno.ENODEV, "No such device")
+            return nic
+        try:
+            return self.stack.find_route(group).nic  # Linux: the interface of the route
+        except OSError:
+            raise OSError(errno.ENODEV, "No such device") from None
+
+    def join_group(self, group: bytes, nic_id: int = 0) -> None:
+        nic = self._group_nic(group, nic_id)
+        key = (nic.id, group)
+        if key in self.memberships:
+            raise OSError(errno.EADDRINUSE, "Address already in use")  # as Linux
+        self.stack.join_group(nic, group)
+        self.memberships.add(key)
+
+    def leave_group(self, group: bytes, nic_id: int = 0) -> None:
+        nic = self._group_nic(group, nic_id)
+        key = (nic.id, group)
+        if key not in self.memberships:
+            raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+        self.memberships.discard(key)
+        self.stack.leave_group(nic, group)
+
+    def wants_multicast(self, group: bytes, nic_id: int) -> bool:
+        """IP_MULTICAST_ALL (on by default): any group the host joined, else its own."""
+        return self.multicast_all or (nic_id, group) in self.memberships
+
+    def _drop_memberships(self) -> None:
+        for nic_id, group in sorted(self.memberships):
+            nic = self.stack.nics.get(nic_id)
+            if nic is not None:
+                self.stack.leave_group(nic, group)
+        self.memberships.clear()
 
     def handle_packet(self, pkt: PacketBuffer) -> None:
         raise NotImplementedError
@@ -211,6 +276,7 @@ class DatagramEndpoint:
         if self.closed:
             return
         self.closed = True
+        self._drop_memberships()
         if self.binding is not None:
             self.table.unbind(self.binding)
             self.binding = None
@@ -219,3 +285,7 @@ class DatagramEndpoint:
         self.waiters.notify(READABLE | WRITABLE)
         self.waiters.clear()
 
+
+
+def is_multicast(addr: bytes) -> bool:
+    return ipv4_wire.is_multicast(addr) if len(addr) == 4 else ipv6_wire.is_multicast(addr)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ustack.buffer import PacketBuffer
 from ustack.contracts import DeliveryResult
 from ustack.route import Route
-from ustack.transport.datagram import DatagramEndpoint
+from ustack.transport.datagram import DatagramEndpoint, is_multicast
 from ustack.wire import checksum
 from ustack.wire import udp as wire
 from ustack.wire.errors import DropReason, ParseError
@@ -89,4 +89,17 @@ class UDPEndpoint(DatagramEndpoint):
             csum = checksum.checksum(data, checksum.ones_sum(header, initial)) or 0xFFFF
             wire.HEADER.pack_into(header, 0, self.local_port, port, length, csum)
         self.stack.stats.counters["udp.tx"] += 1
-        route.write_packet(pkt, IPProto.UDP, self.ttl, self.tos)
+        if not is_multicast(route.remote_addr):
+            route.write_packet(pkt, IPProto.UDP, self.ttl, self.tos)
+            return
+        nic = route.nic
+        if self.multicast_loop and route.remote_addr in nic.multicast_groups:
+            # IP_MULTICAST_LOOP: members on this host get a copy (no wire crossed)
+            local = Route(nic, route.net_ep, route.network_protocol, route.local_addr,
+                          route.remote_addr, route.remote_addr, is_local=True)
+            copy = PacketBuffer(route.max_header_length, pkt.to_bytes())
+            local.write_packet(copy, IPProto.UDP, 1, self.tos)
+            self.stack.stats.count("udp.tx_multicast_looped")
+        if self.multicast_ttl > 0:  # TTL 0: this host only
+            route.write_packet(pkt, IPProto.UDP, self.multicast_ttl, self.tos)
+            self.stack.stats.count("udp.tx_multicast")
