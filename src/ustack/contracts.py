@@ -78,7 +78,10 @@ class TransportDispatcher(Protocol):
     def deliver_transport_packet(self, protocol: int, pkt: PacketBuffer) -> DeliveryResult: ...
 
     def deliver_transport_control(self, protocol: int, error: ControlMessage,
-                                  pkt: PacketBuffer) -> None: ...
+                                  pkt: PacketBuffer) -> bool:
+        """Hand an ICMP error to the endpoint it is about; False when no endpoint took it
+        (none matched, or its ``handle_control`` returned False)."""
+        ...
 
 
 class DeliveryResult(enum.Enum):
@@ -180,7 +183,11 @@ class TransportEndpointID(NamedTuple):
 class TransportEndpoint(Protocol):
     def handle_packet(self, pkt: PacketBuffer) -> None: ...
 
-    def handle_control(self, error: ControlMessage, pkt: PacketBuffer) -> None: ...
+    def handle_control(self, error: ControlMessage, pkt: PacketBuffer) -> bool | None:
+        """An ICMP error about this endpoint. Return False when it quotes nothing the
+        endpoint has in flight (RFC 5927 4.1): the network layer then undoes what the
+        error would have changed (a path MTU). None (or True) accepts it."""
+        ...
 
 
 class TransportProtocol(Protocol):
@@ -202,3 +209,29 @@ class TransportProtocol(Protocol):
 
 
 TransportProtocolFactory = Callable[["Stack"], TransportProtocol]
+
+
+# --- multicast group membership --------------------------------------------------------------
+
+class GroupMembershipProtocol(Protocol):
+    """IGMP (IPv4) or MLD (IPv6): keeps a NIC's multicast memberships and reports them."""
+
+    @property
+    def address_size(self) -> int:
+        """4 or 16: the family whose groups it manages."""
+        ...
+
+    def join(self, nic: NIC, group: bytes) -> None:
+        """Add a reference; the first one joins the group and reports it."""
+        ...
+
+    def leave(self, nic: NIC, group: bytes) -> bool:
+        """Drop a reference (False if none); the last one leaves and reports it."""
+        ...
+
+    def nic_enabled(self, nic: NIC) -> None: ...
+
+    def nic_removed(self, nic_id: int) -> None: ...
+
+
+GroupProtocolFactory = Callable[["Stack"], GroupMembershipProtocol]

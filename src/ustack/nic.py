@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -11,6 +12,7 @@ from ustack.buffer import PacketBuffer
 from ustack.contracts import LinkCapabilities, LinkEndpoint, NetworkEndpoint
 from ustack.network.neighbor import NeighborCache
 from ustack.stats import Stats
+from ustack.wire import ethernet
 from ustack.wire import ipv6 as ipv6_wire
 from ustack.wire.errors import DropReason
 from ustack.wire.proto import EtherType
@@ -55,6 +57,10 @@ class NIC:
         self._local: set[bytes] = set()  # unicast addresses, for O(1) "is it ours"
         self._broadcast: set[bytes] = {b"\xff\xff\xff\xff"}
         self.multicast_groups: set[bytes] = set()
+        #: addresses past their preferred lifetime (RFC 4862 5.5.4): sources of last resort
+        self.deprecated: set[bytes] = set()
+        #: the link filter: multicast MACs of the joined groups (RFC 1112 6.4, RFC 2464 7)
+        self._multicast_macs: Counter[bytes] = Counter({ethernet.BROADCAST: 1})
         self.endpoints: dict[int, NetworkEndpoint] = {}
         self.neighbors: dict[int, NeighborCache] = {}
         #: accept packets for any destination address (the guest-forwarding mode)
@@ -90,6 +96,7 @@ class NIC:
             if entry.addr == addr:
                 rows.remove(entry)
                 self._local.discard(addr)
+                self.deprecated.discard(addr)
                 if len(addr) == 4:
                     self._broadcast = {b"\xff\xff\xff\xff"} | {
                         e.broadcast for e in rows if e.prefix_len < 31}
@@ -108,16 +115,26 @@ class NIC:
                 or self.promiscuous)
 
     def join_group(self, group: bytes) -> None:
-        self.multicast_groups.add(group)
+        """Accept ``group`` here (no report: :meth:`Stack.join_group` also tells IGMP/MLD)."""
+        if group not in self.multicast_groups:
+            self.multicast_groups.add(group)
+            self._multicast_macs[_group_mac(group)] += 1
 
     def leave_group(self, group: bytes) -> None:
-        self.multicast_groups.discard(group)
+        if group in self.multicast_groups:
+            self.multicast_groups.discard(group)
+            mac = _group_mac(group)
+            self._multicast_macs[mac] -= 1
+            if self._multicast_macs[mac] <= 0:
+                del self._multicast_macs[mac]
 
     def primary_address(self, size: int, remote: bytes | None = None) -> bytes | None:
         """Source address selection: same subnet first, then scope (RFC 6724, simplified)."""
         rows = self.addresses[size]
         if not rows:
             return None
+        if self.deprecated:  # RFC 6724 rule 3: avoid deprecated addresses
+            rows = [e for e in rows if e.addr not in self.deprecated] or rows
         if remote is not None:
             for entry in rows:
                 if entry.contains(remote):
@@ -149,6 +166,10 @@ class NIC:
         if ep is None:
             self.stats.drop("nic", DropReason.UNKNOWN_ETHERTYPE)
             self.stack.stats.drop("link", DropReason.UNKNOWN_ETHERTYPE)
+            return
+        if pkt.link_multicast and pkt.dst_link not in self._multicast_macs and (
+                not self.promiscuous):
+            stats["multicast_filtered"] += 1  # a group we did not join: as a NIC's filter
             return
         pkt.nic = self
         if self.rx_checksum_offload:
@@ -196,3 +217,8 @@ class NIC:
         for cache in self.neighbors.values():
             cache.clear()
         self.link.attach(None)
+
+
+def _group_mac(group: bytes) -> bytes:
+    return (ethernet.ipv4_multicast_mac(group) if len(group) == 4
+            else ethernet.ipv6_multicast_mac(group))

@@ -19,6 +19,8 @@ from ustack.clock import Clock, VirtualClock
 from ustack.contracts import (
     ControlMessage,
     DeliveryResult,
+    GroupMembershipProtocol,
+    GroupProtocolFactory,
     LinkEndpoint,
     NetworkProtocol,
     NetworkProtocolFactory,
@@ -46,11 +48,15 @@ class StackOptions:
     icmp_rate: float = 1000.0
     icmp_burst: int = 50
     reassembly_timeout: float = 30.0  # Linux ipfrag_time
+    reassembly_timeout6: float = 60.0  # RFC 8200 4.5 (Linux ip6frag_time)
     reassembly_memory: int = 4 * 1024 * 1024  # Linux ipfrag_high_thresh
     #: act as an IPv6 host that configures itself from router advertisements (SLAAC)
     slaac: bool = True
     #: send a gratuitous ARP / unsolicited NA when an address is added
     announce: bool = True
+    #: duplicate address detection probes for new IPv6 addresses (RFC 4862 5.4,
+    #: DupAddrDetectTransmits; Linux dad_transmits=1); 0 assigns them at once
+    dad_transmits: int = 1
 
 
 def default_network_protocols() -> list[NetworkProtocolFactory]:
@@ -70,6 +76,17 @@ def default_transport_protocols() -> list[TransportProtocolFactory]:
     return [tcp.factory, *factories]
 
 
+def default_group_protocols() -> list[GroupProtocolFactory]:
+    from ustack.network import igmp, mld
+
+    return [igmp.factory, mld.factory]
+
+
+def _wants_multicast(ep: object, group: bytes, nic_id: int) -> bool:
+    wants = getattr(ep, "wants_multicast", None)
+    return wants is None or bool(wants(group, nic_id))
+
+
 def parse_interface(text: str) -> tuple[bytes, int]:
     """``"10.0.0.2/24"`` -> (packed address, prefix length)."""
     iface = ipaddress.ip_interface(text)
@@ -80,10 +97,13 @@ class Stack:
     def __init__(self, clock: Clock | None = None,
                  network: Sequence[NetworkProtocolFactory] | None = None,
                  transport: Sequence[TransportProtocolFactory] | None = None,
-                 options: StackOptions | None = None, seed: int | None = None) -> None:
+                 options: StackOptions | None = None, seed: int | None = None,
+                 groups: Sequence[GroupProtocolFactory] | None = None) -> None:
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self.options = options or StackOptions()
         self.random = random.Random(seed)
+        #: the seed, for components that draw from a random stream of their own
+        self.seed = seed
         self.stats = Stats()
         self.nics: dict[int, NIC] = {}
         self.routes = RouteTable()
@@ -101,6 +121,11 @@ class Stack:
                                else default_transport_protocols()):
             tproto = make_transport(self)
             self.register_transport_protocol(tproto)
+        #: IGMP and MLD by address size (4, 16): multicast memberships per NIC
+        self.group_protocols: dict[int, GroupMembershipProtocol] = {}
+        for make_group in groups if groups is not None else default_group_protocols():
+            gproto = make_group(self)
+            self.group_protocols[gproto.address_size] = gproto
 
     def register_transport_protocol(self, proto: TransportProtocol) -> None:
         self.transport_protocols[proto.number] = proto
@@ -125,6 +150,8 @@ class Stack:
             enable = getattr(proto, "nic_enabled", None)
             if enable is not None:
                 enable(nic)
+        for group_proto in self.group_protocols.values():
+            group_proto.nic_enabled(nic)
         return nic
 
     @staticmethod
@@ -138,6 +165,8 @@ class Stack:
 
     def remove_nic(self, nic_id: int) -> None:
         nic = self.nics.pop(nic_id)
+        for group_proto in self.group_protocols.values():
+            group_proto.nic_removed(nic_id)
         for entry in list(nic.all_addresses()):
             self._local_addrs.pop(entry.addr, None)
         self.routes.remove_nic(nic_id)
@@ -156,10 +185,13 @@ class Stack:
         return self.nics[nic_id]
 
     def add_address(self, nic_id: int | str | None, address: str | tuple[bytes, int],
-                    connected_route: bool = True) -> InterfaceAddress:
-        """Assign ``"addr/len"`` to a NIC and (by default) route its subnet there."""
+                    connected_route: bool = True, dad: bool = True) -> InterfaceAddress:
+        """Assign ``"addr/len"`` to a NIC and (by default) route its subnet there.
+        ``dad=False`` skips IPv6 duplicate address detection (``ip addr add ... nodad``)."""
         nic = self.nic(nic_id)
         addr, plen = parse_interface(address) if isinstance(address, str) else address
+        # a tentative address (RFC 4862 5.4) is not on the NIC yet, but not new either
+        new = not nic.has_address(addr) and self._local_addrs.get(addr) is not nic
         entry = nic.add_address(addr, plen)
         self._local_addrs[addr] = nic
         if connected_route:
@@ -169,6 +201,12 @@ class Stack:
             added = getattr(proto, "address_added", None)
             if added is not None:
                 added(nic, entry)
+            assume_unique = None if dad else getattr(proto, "assume_unique", None)
+            if assume_unique is not None:
+                assume_unique(nic, entry)
+        if new and len(addr) == 16:
+            # RFC 4861 7.2.1: join the solicited-node group, reported by MLD (RFC 3810 6)
+            self.join_group(nic, ipv6_wire.solicited_node(addr))
         return entry
 
     def remove_address(self, address: str | bytes) -> bool:
@@ -179,6 +217,8 @@ class Stack:
         entry = next((e for e in nic.addresses[len(addr)] if e.addr == addr), None)
         if not nic.remove_address(addr):
             return False
+        if len(addr) == 16:
+            self.leave_group(nic, ipv6_wire.solicited_node(addr))
         if entry is not None:
             net = ipaddress.ip_network((addr, entry.prefix_len), strict=False)
             if not any(e.contains(net.network_address.packed) and e.prefix_len == entry.prefix_len
@@ -206,6 +246,27 @@ class Stack:
 
     def local_nic(self, addr: bytes) -> NIC | None:
         return self._local_addrs.get(addr)
+
+    # --- multicast groups ---------------------------------------------------------------------
+
+    def join_group(self, nic: NIC | int | str | None, group: bytes) -> None:
+        """Join ``group`` on a NIC (reference counted; the first join is reported)."""
+        nic = nic if isinstance(nic, NIC) else self.nic(nic)
+        proto = self.group_protocols.get(len(group))
+        if proto is None:
+            nic.join_group(group)
+        else:
+            proto.join(nic, group)
+
+    def leave_group(self, nic: NIC | int | str | None, group: bytes) -> bool:
+        """Drop one reference to ``group``; False if the NIC was not a member."""
+        nic = nic if isinstance(nic, NIC) else self.nic(nic)
+        proto = self.group_protocols.get(len(group))
+        if proto is None:
+            member = group in nic.multicast_groups
+            nic.leave_group(group)
+            return member
+        return proto.leave(nic, group)
 
     # --- routing ------------------------------------------------------------------------------
 
@@ -269,6 +330,9 @@ class Stack:
                 or (isinstance(nic, NIC) and nic.is_broadcast(dst))):
             # Linux __udp4_lib_mcast_deliver: every socket on the port gets its own copy
             group = table.find_all(dst, dport)
+            if isinstance(nic, NIC) and (dst[0] == 0xFF if len(dst) == 16
+                                         else ipv4_wire.is_multicast(dst)):
+                group = [ep for ep in group if _wants_multicast(ep, dst, nic.id)]
             for each in group:
                 each.handle_packet(pkt.clone())
             if group:
@@ -280,15 +344,15 @@ class Stack:
         return proto.handle_unknown_destination(pkt)
 
     def deliver_transport_control(self, protocol: int, error: ControlMessage,
-                                  pkt: PacketBuffer) -> None:
+                                  pkt: PacketBuffer) -> bool:
         table = self.demux.get(protocol)
         if table is None:
-            return
+            return False
         ep = table.find(error.local_addr, error.local_port, error.remote_addr, error.remote_port)
         if ep is None:
             self.stats.drop("icmp", DropReason.NO_LISTENER)
-            return
-        ep.handle_control(error, pkt)
+            return False
+        return ep.handle_control(error, pkt) is not False
 
     # --- threads and sockets ------------------------------------------------------------------
 

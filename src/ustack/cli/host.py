@@ -134,7 +134,7 @@ async def _serve(args: argparse.Namespace, tap: TapEndpoint) -> int:
             cleanup.callback(link.close)
         nic = stack.create_nic(link, "tap0")
         for address in args.address:
-            stack.add_address(nic.id, address)
+            stack.add_address(nic.id, address, dad=False)  # the link is ours: no DAD
         tap.start(loop)
         cleanup.callback(tap.stop)
         await _start_services(stack, args, cleanup)

@@ -30,6 +30,17 @@ _UNREACHABLE_KINDS = {
 }
 
 
+#: RFC 791: "Every internet module must be able to forward a datagram of 68 octets"
+MIN_LINK_MTU = 68
+#: RFC 1191 section 7: common MTU plateaus, to estimate an unreported next-hop MTU
+MTU_PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
+
+
+def plateau_below(total_length: int) -> int:
+    """The largest plateau smaller than a datagram that did not fit (RFC 1191 section 5)."""
+    return next((p for p in MTU_PLATEAUS if p < total_length), MTU_PLATEAUS[-1])
+
+
 class ICMPv4Handler:
     def __init__(self, stack: Stack, protocol: IPv4Protocol) -> None:
         self.stack = stack
@@ -89,9 +100,20 @@ class ICMPv4Handler:
         else:
             kind = ControlKind.PARAMETER_PROBLEM
         mtu = 0
+        pmtu = self.protocol.pmtu
+        staged = pmtu.entry(inner.dst)
         if kind is ControlKind.PACKET_TOO_BIG:
-            # RFC 1191: the next-hop MTU is in the low 16 bits of the rest field
-            mtu = self.protocol.pmtu.update(inner.dst, hdr.rest_lo or ip_wire.MIN_HEADER_LEN)
+            # RFC 1191: the next-hop MTU is in the low 16 bits of the rest field; zero
+            # from a router that predates RFC 1191 (section 5: estimate from a plateau)
+            reported = hdr.rest_lo or plateau_below(inner.total_length)
+            if reported < MIN_LINK_MTU:
+                # RFC 791: every link carries 68 bytes; a smaller "MTU" is bogus
+                self.stack.stats.drop("icmp4", DropReason.BAD_MESSAGE)
+                self.stack.stats.count("icmp4.ptb_below_minimum")
+                return
+            # Staged: the transport confirms the quoted packet is its own (RFC 5927 4.1)
+            # or the cache is put back as it was, below.
+            mtu = pmtu.update(inner.dst, reported)
         if inner.protocol == IPProto.ICMP:
             local_port = remote_port = int.from_bytes(ports[4:6], "big")  # echo identifier
         else:
@@ -100,7 +122,10 @@ class ICMPv4Handler:
         msg = ControlMessage(kind, inner.src, inner.dst, local_port, remote_port, mtu,
                              ports, pkt.src_addr)
         self.stack.stats.count("icmp4.errors_received")
-        ep.dispatcher.deliver_transport_control(inner.protocol, msg, pkt)
+        accepted = ep.dispatcher.deliver_transport_control(inner.protocol, msg, pkt)
+        if kind is ControlKind.PACKET_TOO_BIG and not accepted:
+            pmtu.restore(inner.dst, staged)
+            self.stack.stats.count("icmp4.ptb_rejected")
 
     def _offer_to_forwarder(self, pkt: PacketBuffer) -> None:
         """An echo request for an address that is not ours (the guest-forwarding mode)."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer
@@ -36,6 +37,8 @@ class ICMPv6Handler:
         opts = stack.options
         self.limiter = TokenBucket(opts.icmp_rate, opts.icmp_burst, stack.clock.now())
         protocol.reassembler.on_timeout = self._reassembly_timeout
+        #: informational types handled elsewhere (MLD registers 130-132 and 143 here)
+        self.handlers: dict[int, Callable[[IPv6Endpoint, PacketBuffer, memoryview], None]] = {}
 
     def handle(self, ep: IPv6Endpoint, pkt: PacketBuffer) -> None:
         stats = self.stack.stats
@@ -56,6 +59,8 @@ class ICMPv6Handler:
             ep.dispatcher.deliver_transport_packet(IPProto.ICMPV6, pkt)
         elif kind in _NDP_TYPES:
             self.protocol.ndp.handle(ep, pkt, hdr, body)
+        elif kind in self.handlers:
+            self.handlers[kind](ep, pkt, body)
         elif hdr.is_error:
             self._error_received(ep, pkt, hdr, body)
 
@@ -92,11 +97,20 @@ class ICMPv6Handler:
             self.stack.stats.drop("icmp6", DropReason.TRUNCATED)
             return
         mtu = 0
+        pmtu = self.protocol.pmtu
+        staged = pmtu.entry(inner_dst)
         if hdr.type == wire.DEST_UNREACHABLE:
             kind = _UNREACHABLE_KINDS.get(hdr.code, ControlKind.HOST_UNREACHABLE)
         elif hdr.type == wire.PACKET_TOO_BIG:
+            if hdr.rest < wire.MIN_MTU:
+                # RFC 8201 4: a next-hop MTU below the IPv6 minimum link MTU is discarded
+                self.stack.stats.drop("icmp6", DropReason.BAD_MESSAGE)
+                self.stack.stats.count("icmp6.ptb_below_minimum")
+                return
             kind = ControlKind.PACKET_TOO_BIG
-            mtu = self.protocol.pmtu.update(inner_dst, hdr.rest)  # RFC 8201 section 4
+            # Staged: the transport confirms the quoted packet is its own (RFC 8201 5.2,
+            # RFC 5927 4.1) or the cache is put back as it was, below.
+            mtu = pmtu.update(inner_dst, hdr.rest)
         elif hdr.type == wire.TIME_EXCEEDED:
             kind = ControlKind.TTL_EXCEEDED
         else:
@@ -109,7 +123,10 @@ class ICMPv6Handler:
         msg = ControlMessage(kind, inner_src, inner_dst, local_port, remote_port, mtu, ports,
                              pkt.src_addr)
         self.stack.stats.count("icmp6.errors_received")
-        ep.dispatcher.deliver_transport_control(protocol, msg, pkt)
+        accepted = ep.dispatcher.deliver_transport_control(protocol, msg, pkt)
+        if kind is ControlKind.PACKET_TOO_BIG and not accepted:
+            pmtu.restore(inner_dst, staged)
+            self.stack.stats.count("icmp6.ptb_rejected")
 
     def _offer_to_forwarder(self, pkt: PacketBuffer) -> None:
         """An echo request for an address that is not ours (the guest-forwarding mode)."""

@@ -32,7 +32,7 @@ class IPv6Protocol:
         self.stack = stack
         opts = stack.options
         self.reassembler: Reassembler[tuple[bytes, bytes, int]] = Reassembler(
-            stack.clock, stack.stats, "ipv6", opts.reassembly_timeout, opts.reassembly_memory)
+            stack.clock, stack.stats, "ipv6", opts.reassembly_timeout6, opts.reassembly_memory)
         self.pmtu = PathMTUCache(stack.clock, icmp_wire.MIN_MTU)
         self._ident = stack.random.getrandbits(32)
         self.icmp = ICMPv6Handler(stack, self)
@@ -51,7 +51,11 @@ class IPv6Protocol:
         self.ndp.nic_enabled(nic)
 
     def address_added(self, nic: NIC, entry: InterfaceAddress) -> None:
-        pass
+        self.ndp.address_added(nic, entry)  # duplicate address detection (RFC 4862 5.4)
+
+    def assume_unique(self, nic: NIC, entry: InterfaceAddress) -> None:
+        """Assign a tentative address at once (``Stack.add_address(dad=False)``)."""
+        self.ndp.dad.assume_unique(entry.addr)
 
     def link_address_request(self, nic: NIC, target: bytes, local: bytes | None,
                              remote_link: bytes | None) -> None:
@@ -78,6 +82,8 @@ class IPv6Endpoint:
         self._reject_loopback = not nic.link.capabilities & LinkCapabilities.LOOPBACK
         #: the MTU option of a router advertisement (RFC 4861 6.3.4), 0 when none
         self.ra_mtu = 0
+        #: a router advertisement's Cur Hop Limit (RFC 4861 6.3.4), 0 when none
+        self.ra_hop_limit = 0
 
     @property
     def link_mtu(self) -> int:
@@ -134,7 +140,9 @@ class IPv6Endpoint:
             frag = ext.fragment
             if frag.offset == 0 and not frag.more:  # an atomic fragment (RFC 6946)
                 pkt.pull(frag.header_offset + wire.FRAGMENT_LEN)
-                self._deliver_after_fragment(pkt, frag.next_header, 0)
+                self._deliver_after_fragment(pkt, frag.next_header,
+                                             frag.header_offset + wire.FRAGMENT_LEN,
+                                             frag.header_offset)
                 return
             size = len(body) - frag.header_offset - wire.FRAGMENT_LEN
             if (frag.more and size % 8) or (
@@ -147,14 +155,15 @@ class IPv6Endpoint:
                 return
             whole = self._reassemble(pkt, body, frag)
             if whole is not None:
-                self._deliver_after_fragment(whole[0], whole[2], whole[1])
+                self._deliver_after_fragment(*whole)
             return
         pkt.pull(ext.offset)
         self.deliver(ext.protocol, pkt, ext.pointer)
 
     def _reassemble(self, pkt: PacketBuffer, body: memoryview,
-                    frag: wire.FragmentInfo) -> tuple[PacketBuffer, int, int] | None:
-        """(the whole packet, its header length, its upper-layer protocol) once complete."""
+                    frag: wire.FragmentInfo) -> tuple[PacketBuffer, int, int, int] | None:
+        """Once complete: (the whole packet, its upper-layer protocol, its header length,
+        the offset of the Next Header field that names that protocol)."""
         start = frag.header_offset + wire.FRAGMENT_LEN
         done = self.protocol.reassembler.add(
             (pkt.src_addr, pkt.dst_addr, frag.ident), frag.offset, frag.more, body[start:],
@@ -166,16 +175,21 @@ class IPv6Endpoint:
         # the Fragment header now naming what followed it, and the whole's payload length
         next_header = first[-wire.FRAGMENT_LEN]
         header = bytearray(first[:-wire.FRAGMENT_LEN])
-        header[wire.walk_extensions(first, first[6]).pointer] = next_header
+        naming = wire.walk_extensions(first, first[6]).pointer
+        header[naming] = next_header
         header[4:6] = min(len(header) - wire.HEADER_LEN + len(payload), 0xFFFF).to_bytes(2, "big")
         whole = PacketBuffer(0, bytes(header) + payload)
         for name in ("nic", "src_link", "dst_link", "src_addr", "dst_addr", "ttl", "tos",
                      "network_protocol", "link_multicast"):
             setattr(whole, name, getattr(pkt, name))
         whole.pull(len(header))
-        return whole, len(header), next_header
+        return whole, next_header, len(header), naming
 
-    def _deliver_after_fragment(self, pkt: PacketBuffer, next_header: int, base: int) -> None:
+    def _deliver_after_fragment(self, pkt: PacketBuffer, next_header: int, base: int,
+                                naming: int) -> None:
+        """``base``: the unfragmentable part's length; ``naming``: where in it the Next
+        Header field names ``next_header`` (RFC 4443 3.4 points a Parameter Problem there
+        when no extension header follows)."""
         body = pkt.body()
         try:
             ext = wire.walk_extensions(body, next_header, start=0, first=False,
@@ -187,7 +201,8 @@ class IPv6Endpoint:
             self.stats.drop("ipv6", DropReason.BAD_EXTENSION_HEADER)
             return
         pkt.pull(ext.offset)
-        self.deliver(ext.protocol, pkt, base + ext.pointer)
+        walked = ext.offset > 0  # ext.pointer is then the last header's offset in the payload
+        self.deliver(ext.protocol, pkt, base + ext.pointer if walked else naming)
 
     def deliver(self, protocol: int, pkt: PacketBuffer, pointer: int) -> None:
         pkt.transport_protocol = protocol
@@ -217,7 +232,7 @@ class IPv6Endpoint:
 
     def write_packet(self, route: Route, pkt: PacketBuffer, protocol: int, ttl: int,
                      tos: int) -> None:
-        ttl = ttl or self.protocol.stack.options.default_ttl
+        ttl = ttl or self.ra_hop_limit or self.protocol.stack.options.default_ttl
         payload_length = len(pkt)
         limit = self.protocol.pmtu.get(route.remote_addr, self.link_mtu)
         if payload_length + wire.HEADER_LEN > limit and not pkt.gso_size and not route.is_local:

@@ -3,8 +3,10 @@
 
 Neighbor solicitations and advertisements resolve next hops into the NIC's
 neighbor cache; router advertisements configure addresses (prefix + EUI-64),
-on-link routes, the default router and DNS servers (RFC 8106). Duplicate
-address detection is not performed: ustack's links are point-to-point.
+on-link routes, the default router and DNS servers (RFC 8106), each for as long
+as its lifetime says (lifetimes.py), and the interface's hop limit, reachable
+time and retransmission timer. New addresses go through duplicate address
+detection first (dad.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer
+from ustack.network.dad import DuplicateAddressDetection
+from ustack.network.lifetimes import LifetimeTable
 from ustack.route import Route, RouteEntry
 from ustack.wire import ethernet
 from ustack.wire import icmp6 as icmp_wire
@@ -23,12 +27,17 @@ from ustack.wire.proto import EtherType, IPProto
 
 if TYPE_CHECKING:
     from ustack.network.ipv6 import IPv6Endpoint, IPv6Protocol
-    from ustack.nic import NIC
+    from ustack.nic import NIC, InterfaceAddress
     from ustack.stack import Stack
 
 NDP_HOP_LIMIT = 255
 MAX_RTR_SOLICITATIONS = 3  # RFC 4861 section 10
 RTR_SOLICITATION_INTERVAL = 4.0
+#: RFC 4862 5.5.3 (e): a valid lifetime is not lowered below this by an unauthenticated RA
+TWO_HOURS = 2 * 60 * 60
+
+RouterKey = tuple[int, bytes]  # (nic id, router's link-local address)
+PrefixKey = tuple[int, bytes, int]  # (nic id, prefix, length)
 
 
 class NDP:
@@ -38,10 +47,24 @@ class NDP:
         #: recursive DNS servers learned from router advertisements (RFC 8106)
         #: recursive DNS servers learned from RAs go to the stack's list (DHCP writes there too)
         self.dns_servers: list[bytes] = stack.dns_servers
-        self._routers: set[tuple[int, bytes]] = set()
+        clock = stack.clock
+        #: default routers and their lifetimes (RFC 4861 6.3.4)
+        self._routers: LifetimeTable[RouterKey] = LifetimeTable(clock, self._router_expired)
+        #: on-link prefixes (the Prefix List, RFC 4861 6.3.4)
+        self.on_link: LifetimeTable[PrefixKey] = LifetimeTable(clock, self._prefix_expired)
+        #: autoconfigured addresses: valid (then removed) and preferred (then deprecated),
+        #: RFC 4862 5.5.3 and 5.5.4
+        self.valid: LifetimeTable[bytes] = LifetimeTable(clock, self._address_expired)
+        self.preferred: LifetimeTable[bytes] = LifetimeTable(clock, self._address_deprecated)
+        self.deprecated: set[bytes] = set()
+        #: RDNSS addresses learned from RAs and their lifetimes (RFC 8106 5.1)
+        self.rdnss: LifetimeTable[bytes] = LifetimeTable(clock, self._rdnss_expired)
+        self.dad = DuplicateAddressDetection(stack, self)
         self._solicited: dict[int, int] = {}  # nic id -> router solicitations sent
         #: NICs on which the stack is a router: nic id -> who answers solicitations
         self._advertising: dict[int, Callable[[PacketBuffer, wire.Options], None]] = {}
+        #: what to do once a tentative address is assigned (the link-local: solicit routers)
+        self._on_assigned: dict[bytes, Callable[[NIC, bytes], None]] = {}
 
     def serve_as_router(self, nic_id: int,
                         on_solicitation: Callable[[PacketBuffer, wire.Options], None] | None,
@@ -56,13 +79,31 @@ class NDP:
     # --- NIC lifecycle ----------------------------------------------------------------------
 
     def nic_enabled(self, nic: NIC) -> None:
-        """Join all-nodes, take a link-local address, and look for routers (RFC 4862 5.3)."""
+        """Join all-nodes, take a link-local address, and look for routers (RFC 4862 5.3)
+        once the link-local address is assigned (after DAD, as Linux does)."""
         nic.join_group(ip_wire.ALL_NODES)
         mac = nic.link.link_address
         if len(mac) == 6 and nic.needs_resolution:
-            self.stack.add_address(nic.id, (ip_wire.link_local_from_mac(mac), 64))
-            if self.stack.options.slaac:
-                self.stack.clock.call_soon(self._solicit_routers, nic)
+            link_local = ip_wire.link_local_from_mac(mac)
+            self._on_assigned[link_local] = self._start_soliciting
+            self.stack.add_address(nic.id, (link_local, 64))
+            if not self.dad.is_tentative(link_local):
+                self._on_assigned.pop(link_local, None)
+                self._start_soliciting(nic, link_local)
+
+    def address_added(self, nic: NIC, entry: InterfaceAddress) -> None:
+        """RFC 4862 5.4: an IPv6 address is tentative until DAD finds no other user."""
+        if len(entry.addr) == 16:
+            self.dad.start(nic, entry, self._dad_done)
+
+    def _dad_done(self, nic: NIC, addr: bytes) -> None:
+        then = self._on_assigned.pop(addr, None)
+        if then is not None:
+            then(nic, addr)
+
+    def _start_soliciting(self, nic: NIC, _addr: bytes) -> None:
+        if self.stack.options.slaac:
+            self.stack.clock.call_soon(self._solicit_routers, nic)
 
     def _solicit_routers(self, nic: NIC) -> None:
         if nic.id not in self.stack.nics or any(r[0] == nic.id for r in self._routers):
@@ -104,6 +145,11 @@ class NDP:
         self._send(nic, target, dst, link, icmp_wire.NEIGHBOR_ADVERTISEMENT, rest, body)
         self.stack.stats.count("ndp.tx_na")
 
+    def send_raw(self, nic: NIC, src: bytes, dst: bytes, link: bytes, kind: int, rest: int,
+                 body: bytes) -> None:
+        """An NDP message from ``src`` (possibly ::) to ``dst`` at link address ``link``."""
+        self._send(nic, src, dst, link, kind, rest, body)
+
     def _send(self, nic: NIC, src: bytes, dst: bytes, link: bytes, kind: int, rest: int,
               body: bytes) -> None:
         message = icmp_wire.build(kind, 0, rest, body, src, dst)
@@ -143,6 +189,14 @@ class NDP:
                                  or pkt.dst_addr[:13] != ip_wire.solicited_node(ns.target)[:13])):
             stats.drop("ndp", DropReason.BAD_MESSAGE)
             return
+        if self.dad.is_tentative(ns.target):
+            # RFC 4862 5.4.3: a tentative address answers nothing; another node's DAD
+            # probe for it (from ::) means it is a duplicate
+            if unspecified:
+                self.dad.conflict(nic, ns.target, "neighbor solicitation from another node")
+            else:
+                stats.count("ndp.ns_for_tentative")
+            return
         if not nic.has_address(ns.target):  # 7.2.3: checked before anything is learned
             stats.count("ndp.ns_not_for_us")
             return
@@ -175,6 +229,8 @@ class NDP:
         if ip_wire.is_multicast(na.target) or (na.solicited and ip_wire.is_multicast(pkt.dst_addr)):
             self.stack.stats.drop("ndp", DropReason.BAD_MESSAGE)
             return
+        if self.dad.conflict(nic, na.target, "neighbor advertisement"):  # RFC 4862 5.4.4
+            return
         if nic.has_address(na.target):
             self.stack.stats.count("ndp.address_conflict")
             return
@@ -184,41 +240,158 @@ class NDP:
             # RFC 4861 7.2.5: only entries we have; solicited means reachable
             cache.update(na.target, link, confirmed=na.solicited, override=na.override,
                          create=False)
+        elif cache is not None and na.solicited:
+            # 7.2.4: an answer to a unicast probe may leave the option out (Linux does);
+            # 7.2.5: no option means the cached address, now confirmed
+            cache.confirm(na.target)
 
     def _on_router_advertisement(self, ep: IPv6Endpoint, pkt: PacketBuffer,
                                  ra: wire.RouterAdvertisement) -> None:
         """RFC 4861 6.3.4 and RFC 4862 5.5.3: learn the router, prefixes, MTU, DNS."""
         nic = ep.nic
+        stats = self.stack.stats
         if not ip_wire.is_link_local(pkt.src_addr):
-            self.stack.stats.drop("ndp", DropReason.BAD_ADDRESS)
+            stats.drop("ndp", DropReason.BAD_ADDRESS)
             return
-        self.stack.stats.count("ndp.rx_ra")
+        stats.count("ndp.rx_ra")
+        if ra.options.ignored:
+            stats.count("ndp.option_ignored", ra.options.ignored)
         cache = nic.neighbors.get(EtherType.IPV6)
         if ra.options.source_link_addr is not None and cache is not None:
             cache.update(pkt.src_addr, ra.options.source_link_addr, confirmed=False)
         if not self.stack.options.slaac:
             return
-        if ra.router_lifetime and (nic.id, pkt.src_addr) not in self._routers:
-            self._routers.add((nic.id, pkt.src_addr))
-            self.stack.routes.add(RouteEntry(ip_wire.ANY, 0, pkt.src_addr, nic.id, metric=1024))
-        elif not ra.router_lifetime and (nic.id, pkt.src_addr) in self._routers:
-            self._routers.discard((nic.id, pkt.src_addr))  # 6.3.4: time it out immediately
-            self.stack.routes.remove(RouteEntry(ip_wire.ANY, 0, pkt.src_addr, nic.id, metric=1024))
+        self._learn_parameters(nic, ra)
+        router = (nic.id, pkt.src_addr)
+        if ra.router_lifetime:
+            if router not in self._routers:
+                self.stack.routes.add(self._default_route(router))
+            self._routers.set(router, ra.router_lifetime)
+        elif router in self._routers:
+            self._routers.set(router, 0)  # 6.3.4: time it out immediately
         mtu = ra.options.mtu
         if mtu is not None and icmp_wire.MIN_MTU <= mtu <= nic.link.mtu:
             ep.ra_mtu = mtu  # 6.3.4: the advertised link MTU, within what the link allows
-        mac = nic.link.link_address
         for info in ra.options.prefixes:
-            if ip_wire.is_link_local(info.prefix) or info.preferred_lifetime > info.valid_lifetime:
-                continue
-            if info.autonomous and info.length == 64 and info.valid_lifetime and len(mac) == 6:
-                addr = info.prefix[:8] + ip_wire.eui64(mac)
-                if not nic.has_address(addr):
-                    self.stack.add_address(nic.id, (addr, 64), connected_route=info.on_link)
-                    self.stack.stats.count("ndp.slaac_address")
-            elif info.on_link and info.valid_lifetime:
-                self.stack.routes.add(RouteEntry(info.prefix, info.length, None, nic.id))
+            self._on_prefix(nic, info)
         for server in ra.options.rdnss:
-            if server not in self.dns_servers and ra.options.rdnss_lifetime:
-                self.dns_servers.append(server)
+            self._on_rdnss(server, ra.options.rdnss_lifetime)
+
+    def _learn_parameters(self, nic: NIC, ra: wire.RouterAdvertisement) -> None:
+        """RFC 4861 6.3.4: non-zero Cur Hop Limit, Reachable Time and Retrans Timer
+        replace the interface's values (zero: unspecified by this router)."""
+        if ra.cur_hop_limit:
+            ep = nic.endpoints.get(EtherType.IPV6)
+            if ep is not None:
+                ep.ra_hop_limit = ra.cur_hop_limit  # type: ignore[attr-defined]
+        cache = nic.neighbors.get(EtherType.IPV6)
+        if cache is None:
+            return
+        if ra.reachable_time and ra.reachable_time / 1000 != cache.base_reachable_time:
+            cache.set_base_reachable_time(ra.reachable_time / 1000)  # new random factor
+        if ra.retrans_timer:
+            cache.retrans_time = ra.retrans_timer / 1000
+
+    def _on_prefix(self, nic: NIC, info: wire.PrefixInfo) -> None:
+        if ip_wire.is_link_local(info.prefix) or info.preferred_lifetime > info.valid_lifetime:
+            self.stack.stats.count("ndp.prefix_ignored")  # RFC 4862 5.5.3 (b), (c)
+            return
+        if info.on_link:  # RFC 4861 6.3.4: the Prefix List
+            key = (nic.id, prefix_bits(info.prefix, info.length), info.length)
+            if key in self.on_link or info.valid_lifetime:
+                if key not in self.on_link:
+                    self.stack.routes.add(RouteEntry(key[1], key[2], None, nic.id))
+                self.on_link.set(key, info.valid_lifetime)
+        mac = nic.link.link_address
+        if info.autonomous and info.length == 64 and len(mac) == 6:
+            self._autoconfigure(nic, info.prefix[:8] + ip_wire.eui64(mac), info)
+
+    def _autoconfigure(self, nic: NIC, addr: bytes, info: wire.PrefixInfo) -> None:
+        """RFC 4862 5.5.3 (d) a new address, (e) an address we formed from it before."""
+        valid, preferred = info.valid_lifetime, info.preferred_lifetime
+        if addr not in self.valid:
+            if not valid or nic.has_address(addr) or self.dad.is_tentative(addr):
+                return  # (d): zero valid lifetime; or configured by other means
+            self.valid.set(addr, valid)
+            self.stack.add_address(nic.id, (addr, 64), connected_route=False)
+            self._set_preferred(addr, preferred)
+            self.stack.stats.count("ndp.slaac_address")
+            return
+        self._set_preferred(addr, preferred)
+        remaining = self.valid.remaining(addr) or 0.0
+        # (e): the "two hours" rule against a short-lived RA cutting the address off
+        if valid > TWO_HOURS or valid > remaining:
+            self.valid.set(addr, valid)
+        elif remaining > TWO_HOURS:
+            self.valid.set(addr, TWO_HOURS)
+        else:
+            self.stack.stats.count("ndp.valid_lifetime_kept")
+
+    def _set_preferred(self, addr: bytes, preferred: int) -> None:
+        if preferred:
+            self.deprecated.discard(addr)
+            nic = self.stack.local_nic(addr)
+            if nic is not None:
+                nic.deprecated.discard(addr)
+            self.preferred.set(addr, preferred)
+        else:
+            self.preferred.discard(addr)
+            self._address_deprecated(addr)
+
+    def _on_rdnss(self, server: bytes, lifetime: int) -> None:
+        """RFC 8106 5.1: a lifetime of zero removes the server; otherwise (re)arm it."""
+        if lifetime and server not in self.dns_servers:
+            self.dns_servers.append(server)
+        if lifetime or server in self.rdnss:
+            self.rdnss.set(server, lifetime)
+
+    # --- expiry -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _default_route(router: RouterKey) -> RouteEntry:
+        return RouteEntry(ip_wire.ANY, 0, router[1], router[0], metric=1024)
+
+    def _router_expired(self, router: RouterKey) -> None:
+        self.stack.routes.remove(self._default_route(router))
+        self.stack.stats.count("ndp.router_expired")
+
+    def _prefix_expired(self, key: PrefixKey) -> None:
+        self.stack.routes.remove(RouteEntry(key[1], key[2], None, key[0]))
+        self.stack.stats.count("ndp.prefix_expired")
+
+    def _address_deprecated(self, addr: bytes) -> None:
+        """RFC 4862 5.5.4: a deprecated address stays valid but is not a source for new
+        communication when another address will do (RFC 6724 rule 3)."""
+        if addr not in self.deprecated:
+            self.deprecated.add(addr)
+            self.stack.stats.count("ndp.address_deprecated")
+            nic = self.stack.local_nic(addr)
+            if nic is not None:
+                nic.deprecated.add(addr)
+
+    def _address_expired(self, addr: bytes) -> None:
+        """RFC 4862 5.5.4: past its valid lifetime the address is removed."""
+        self.preferred.discard(addr)
+        self.deprecated.discard(addr)
+        nic = self.stack.local_nic(addr)
+        if nic is not None:
+            nic.deprecated.discard(addr)
+        self.dad.cancel(addr)
+        self.stack.remove_address(addr)  # takes the /64 route along with it ...
+        if nic is not None and (nic.id, prefix_bits(addr, 64), 64) in self.on_link:
+            # ... which the Prefix List still holds (the two-hour rule can make the
+            # address's valid lifetime end first)
+            self.stack.routes.add(RouteEntry(prefix_bits(addr, 64), 64, None, nic.id))
+        self.stack.stats.count("ndp.address_expired")
+
+    def _rdnss_expired(self, server: bytes) -> None:
+        if server in self.dns_servers:
+            self.dns_servers.remove(server)
+            self.stack.stats.count("ndp.rdnss_expired")
+
+
+def prefix_bits(prefix: bytes, length: int) -> bytes:
+    """``prefix`` with the bits past ``length`` cleared (RFC 4861 4.6.2: they are ignored)."""
+    value = int.from_bytes(prefix, "big") >> (128 - length) << (128 - length) if length else 0
+    return value.to_bytes(16, "big")
 

@@ -25,6 +25,18 @@ class PathMTUCache:
             return default
         return min(mtu, default)
 
+    def entry(self, dst: bytes) -> tuple[int, float] | None:
+        """The raw entry (MTU, expiry) for ``dst``, to :meth:`restore` it later."""
+        return self._entries.get(dst)
+
+    def restore(self, dst: bytes, entry: tuple[int, float] | None) -> None:
+        """Put back what :meth:`entry` returned: an update the transport layer rejected
+        (RFC 5927 4.1: an ICMP error quoting nothing in flight must change nothing)."""
+        if entry is None:
+            self._entries.pop(dst, None)
+        else:
+            self._entries[dst] = entry
+
     def update(self, dst: bytes, mtu: int) -> int:
         """Record a smaller path MTU (never below the protocol's minimum); returns it."""
         mtu = max(mtu, self.minimum)

@@ -11,6 +11,7 @@ from ustack.contracts import LinkCapabilities, LinkEndpoint
 from ustack.link.channel import ChannelEndpoint
 from ustack.nic import NIC
 from ustack.stack import Stack, StackOptions
+from ustack.wire.ipv6 import link_local_from_mac
 
 A4, B4 = "10.0.0.1", "10.0.0.2"
 A6, B6 = "fd00::1", "fd00::2"
@@ -52,8 +53,11 @@ def make_pair(mtu: int = 1500, latency: float = 0.0, *,
     nic_b = b.create_nic(wrap_b(link_b) if wrap_b else link_b, "eth0")
     a.add_address("eth0", f"{A4}/24")
     b.add_address("eth0", f"{B4}/24")
-    a.add_address("eth0", f"{A6}/64")
-    b.add_address("eth0", f"{B6}/64")
+    for stack, nic in ((a, nic_a), (b, nic_b)):  # the pair owns its link: no DAD
+        stack.add_address("eth0", (link_local_from_mac(nic.link.link_address), 64),
+                          connected_route=False, dad=False)
+    a.add_address("eth0", f"{A6}/64", dad=False)
+    b.add_address("eth0", f"{B6}/64", dad=False)
     if settle:
         clock.advance(0.01)
     return StackPair(clock, a, b, link_a, link_b, nic_a, nic_b)

@@ -52,6 +52,7 @@ class Options(NamedTuple):
     mtu: int | None = None
     rdnss: tuple[bytes, ...] = ()
     rdnss_lifetime: int = 0
+    ignored: int = 0  # well-formed options of a known type with bad contents, skipped
 
 
 class NeighborSolicitation(NamedTuple):
@@ -84,6 +85,7 @@ def parse_options(data: Buffer, offset: int) -> Options:
     prefixes: list[PrefixInfo] = []
     rdnss: list[bytes] = []
     rdnss_lifetime = 0
+    ignored = 0
     end = len(data)
     while offset < end:
         if offset + 2 > end:
@@ -98,20 +100,22 @@ def parse_options(data: Buffer, offset: int) -> Options:
         elif kind == OPT_TARGET_LINK_ADDR and length >= 8:
             tlla = bytes(data[body:body + 6])
         elif kind == OPT_PREFIX_INFO:
-            if length != 32:
-                raise ParseError(DropReason.BAD_OPTION, "prefix information length")
-            plen, flags, valid, preferred, _r, prefix = _PREFIX.unpack_from(data, body)
-            if plen > 128:  # RFC 4861 4.6.2: the prefix length ranges from 0 to 128
-                raise ParseError(DropReason.BAD_OPTION, f"prefix length {plen}")
-            prefixes.append(PrefixInfo(prefix, plen, bool(flags & PI_ON_LINK),
-                                       bool(flags & PI_AUTONOMOUS), valid, preferred))
+            # RFC 4861 4.6.2: Length 4; a prefix length from 0 to 128. A bad one is
+            # skipped, not the whole message (the option's length still walks the chain)
+            plen = data[body] if length == 32 else 255
+            if plen > 128:
+                ignored += 1
+            else:
+                plen, flags, valid, preferred, _r, prefix = _PREFIX.unpack_from(data, body)
+                prefixes.append(PrefixInfo(prefix, plen, bool(flags & PI_ON_LINK),
+                                           bool(flags & PI_AUTONOMOUS), valid, preferred))
         elif kind == OPT_MTU and length == 8:
             mtu = _MTU.unpack_from(data, body)[1]
         elif kind == OPT_RDNSS and units >= 3 and units % 2:  # RFC 8106 5.1: 1 + 2/address
             rdnss_lifetime = struct.unpack_from("!I", data, body + 2)[0]
             rdnss.extend(bytes(data[a:a + 16]) for a in range(offset + 8, offset + length, 16))
         offset += length  # unknown options are skipped (RFC 4861 4.6)
-    return Options(slla, tlla, tuple(prefixes), mtu, tuple(rdnss), rdnss_lifetime)
+    return Options(slla, tlla, tuple(prefixes), mtu, tuple(rdnss), rdnss_lifetime, ignored)
 
 
 def parse_neighbor_solicitation(msg: Buffer) -> NeighborSolicitation:

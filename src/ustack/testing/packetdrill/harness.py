@@ -70,7 +70,7 @@ class Harness:
         self.link.written = self.capture
         self.nic = self.stack.create_nic(self.link, "eth0")
         version = ipaddress.ip_address(addrs.local).version
-        self.stack.add_address("eth0", f"{addrs.local}/{addrs.prefix}")
+        self.stack.add_address("eth0", f"{addrs.local}/{addrs.prefix}", dad=False)
         self.stack.add_route("default" if version == 4 else "default6", addrs.gateway, "eth0")
         cache = self.nic.neighbor_cache(EtherType.IPV4 if version == 4 else EtherType.IPV6)
         if cache is not None:
