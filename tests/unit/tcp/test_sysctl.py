@@ -20,6 +20,8 @@ from ustack.transport.tcp.personality import PERSONALITIES, freebsd, linux
     ("net.inet.tcp.drop_synfin", "1", "drop_synfin", True),
     ("net.inet.tcp.ecn.enable", "2", "ecn", 2),
     ("net.inet.tcp.tolerate_missing_ts", "0", "tolerate_missing_ts", False),
+    ("net.inet.tcp.ack_war_timewindow", "1000", "ack_war_window", 1.0),
+    ("net.inet.tcp.ack_war_cnt", "5", "ack_war_count", 5),
     ("net.ipv4.tcp_timestamps", "0", "timestamps", False),
     ("net.ipv4.tcp_ecn", "1", "ecn", 1),
     ("net.ipv4.tcp_syncookies", "2", "syncookies", "always"),

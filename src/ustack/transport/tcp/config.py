@@ -45,6 +45,10 @@ class TCPConfig:
     # RFC 5961 challenge ACKs per second (Linux tcp_challenge_ack_limit)
     challenge_ack_limit: int = 1000
     rfc5961: bool = True
+    # and per connection, as FreeBSD (net.inet.tcp.ack_war_timewindow, ack_war_cnt): at
+    # most ack_war_count in each ack_war_window seconds; 0 in either turns it off
+    ack_war_window: float = 0.0
+    ack_war_count: int = 0
     # answers to out-of-window pure ACKs, per connection (Linux tcp_invalid_ratelimit)
     invalid_ratelimit: float = 0.5
     # strategies by name

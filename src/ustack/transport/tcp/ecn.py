@@ -36,6 +36,7 @@ class EcnState:
     send_cwr: bool = False  # we reduced the window: tell the peer on the next new data
     recover: int = 0  # no new reduction for ECEs acknowledging data below this
     echoed: bool = False  # the segment being processed carries ECE: it grows no window
+    seen: bool = False  # a segment arrived with ECT or CE (Linux TCP_ECN_SEEN)
 
 
 def syn_flags(ep: TCPEndpoint) -> int:
@@ -47,9 +48,14 @@ def synack_flags(ep: TCPEndpoint) -> int:
     return ECE if ep.ecn.ok else 0
 
 
+def accepts_syn(setting: int, flags: int) -> bool:
+    """An ECN-setup SYN (ECE and CWR) that the ``TCPConfig.ecn`` setting agrees to."""
+    return setting in (REQUEST, ACCEPT) and flags & (ECE | CWR) == ECE | CWR
+
+
 def on_syn(ep: TCPEndpoint, flags: int) -> None:
     """The peer's SYN (passive open, or simultaneous open): an ECN-setup SYN is taken."""
-    ep.ecn.ok = ep.config.ecn in (REQUEST, ACCEPT) and flags & (ECE | CWR) == ECE | CWR
+    ep.ecn.ok = accepts_syn(ep.config.ecn, flags)
 
 
 def on_synack(ep: TCPEndpoint, flags: int) -> None:
@@ -66,6 +72,8 @@ def on_segment(ep: TCPEndpoint, seg: Segment, tos: int) -> None:
     state.echoed = bool(seg.flags & ECE)
     if seg.flags & CWR:
         state.echo = False
+    if tos & 3 != NOT_ECT:
+        state.seen = True  # TCP_INFO's TCPI_OPT_ECN_SEEN
     if tos & 3 == CE:
         state.echo = True
         ep.stack.stats.count("tcp.ecn_ce_received")

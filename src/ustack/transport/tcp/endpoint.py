@@ -86,6 +86,8 @@ class TCPEndpoint:
         self.last_ack_sent = 0
         self.dsack_pending: tuple[int, int] | None = None
         self.last_oow_ack = -1e18  # when we last answered an out-of-window pure ACK
+        self.ack_war_end = -1e18  # FreeBSD's per-connection challenge-ACK epoch
+        self.ack_war_sent = 0
         self.quickack = cfg.quickack_segments
         self.delayed_ack = cfg.delayed_ack
         # socket options
@@ -114,6 +116,7 @@ class TCPEndpoint:
         self.syn_retries = 0
         self.keepalive_probes = 0
         self.persist_probes = 0
+        self.persist_since: float | None = None  # first zero-window probe (timeouts.py)
         self.last_recv = 0.0
         self.progress_time = 0.0
         self.established_at = 0.0
@@ -206,6 +209,21 @@ class TCPEndpoint:
             return True
         self.last_oow_ack = now
         return False
+
+    def ack_war_allows(self) -> bool:
+        """FreeBSD's tcp_send_challenge_ack(): at most ``ack_war_count`` challenge ACKs
+        per ``ack_war_window`` on this connection (the settings read as they are now)."""
+        cfg = self.config
+        if cfg.ack_war_window <= 0 or cfg.ack_war_count <= 0:
+            return True
+        now = self.clock.now()
+        if self.ack_war_end < now:
+            self.ack_war_sent = 0
+            self.ack_war_end = now + cfg.ack_war_window
+        if self.ack_war_sent >= cfg.ack_war_count:
+            return False
+        self.ack_war_sent += 1
+        return True
 
     def on_delack_timer(self) -> None:
         tcp_output.on_delack_timer(self)
@@ -535,7 +553,9 @@ class TCPEndpoint:
         return rto
 
     def arm_persist(self) -> None:
+        """Start probing a zero window; a new closed-window period for the user timeout."""
         if not self.persist_timer.armed and self.sender.flight == 0:
+            self.persist_since = None
             self.persist_timer.set(self.sender.current_rto())
 
     def enter_time_wait(self) -> None:
@@ -547,7 +567,7 @@ class TCPEndpoint:
 
     # --- ICMP -----------------------------------------------------------------------------------
 
-    def handle_control(self, error: ControlMessage, pkt: PacketBuffer) -> None:
+    def handle_control(self, error: ControlMessage, pkt: PacketBuffer) -> bool | None:
         """RFC 1122 4.2.3.9 and RFC 5927: hard errors abort a connecting socket; others are
         soft errors reported if the connection later times out; PMTU updates the MSS."""
         kind = error.kind
@@ -557,7 +577,7 @@ class TCPEndpoint:
             # RFC 5927 4.1: the quoted segment must be one we have in flight; anything
             # else is stale or a blind attack and changes nothing.
             self.stack.stats.count("tcp.icmp_out_of_window")
-            return
+            return False  # the network layer undoes a staged path MTU (RFC 8201 5.2)
         if kind is ControlKind.PACKET_TOO_BIG:
             before = self.sender.mss
             self.update_send_mss()
@@ -566,11 +586,12 @@ class TCPEndpoint:
                 for seg in self.sender.sendmap:
                     self.sender.sendmap.mark_lost(seg)
                 self.sender.output()
-            return
+            return True
         if self.state is State.SYN_SENT and kind in (ControlKind.PORT_UNREACHABLE,
                                                      ControlKind.PROTOCOL_UNREACHABLE):
             self.terminate(errno.ECONNREFUSED)
-            return
+            return True
         from ustack.transport.datagram import CONTROL_ERRNO
 
         self.soft_error = CONTROL_ERRNO.get(kind, errno.EHOSTUNREACH)
+        return True

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 OPT_TIMESTAMPS = 1  # Linux TCPI_OPT_*
 OPT_SACK = 2
 OPT_WSCALE = 4
+OPT_ECN = 8  # RFC 3168 negotiated
+OPT_ECN_SEEN = 16  # at least one segment arrived with ECT(0), ECT(1) or CE
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,14 @@ class TCPInfo:
     def wscale(self) -> bool:
         return bool(self.options & OPT_WSCALE)
 
+    @property
+    def ecn(self) -> bool:
+        return bool(self.options & OPT_ECN)
+
+    @property
+    def ecn_seen(self) -> bool:
+        return bool(self.options & OPT_ECN_SEEN)
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -76,7 +86,8 @@ class TCPInfo:
 def snapshot(ep: TCPEndpoint) -> TCPInfo:
     s, r = ep.sender, ep.receiver
     options = (OPT_TIMESTAMPS if ep.ts_enabled else 0) | (OPT_SACK if ep.sack_enabled else 0) \
-        | (OPT_WSCALE if s.wscale or r.wscale else 0)
+        | (OPT_WSCALE if s.wscale or r.wscale else 0) | (OPT_ECN if ep.ecn.ok else 0) \
+        | (OPT_ECN_SEEN if ep.ecn.seen else 0)
     if s.recovery.in_recovery:
         ca_state = "recovery"
     elif s.backoffs:

@@ -9,12 +9,14 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer
+from ustack.transport.tcp import ecn
 from ustack.transport.tcp.passive import passive_open
 from ustack.transport.tcp.segment import ACK, RST, SYN, Segment
 from ustack.transport.tcp.state import State
 from ustack.transport.tcp.syncookies import MSS_TABLE, SynCookies
 from ustack.waiter import READABLE
 from ustack.wire import tcp as wire
+from ustack.wire.tcp import CWR, ECE
 
 if TYPE_CHECKING:
     from ustack.transport.tcp.endpoint import TCPEndpoint
@@ -63,8 +65,9 @@ class Listener:
             stats.count("tcp.listen_overflows")
             return
         mode = self.ep.config.syncookies
-        if mode == "always" or (mode == "auto" and
-                                len(self.pending) >= self.ep.config.max_syn_backlog):
+        if (mode == "always" or (mode == "auto" and
+                                 len(self.pending) >= self.ep.config.max_syn_backlog)) \
+                and not self._reopening(pkt):
             self._send_cookie(seg, pkt)
             return
         self._new_child(seg, pkt)
@@ -106,6 +109,14 @@ class Listener:
 
     # --- SYN cookies --------------------------------------------------------------------------
 
+    def _reopening(self, pkt: PacketBuffer) -> bool:
+        """The SYN ended a TIME-WAIT on its 4-tuple: its ISN must follow the old
+        connection's (RFC 1122 4.2.2.13), which a cookie cannot, so it gets a child
+        (as Linux's tcp_conn_request: no cookie when tcp_tw_isn is set)."""
+        sport, dport = self.ep.table_ports(pkt)
+        return self.ep.protocol.time_wait_isn(pkt.dst_addr, dport, pkt.src_addr,
+                                              sport) is not None
+
     def _four_tuple(self, pkt: PacketBuffer, seg_ports: tuple[int, int]) -> bytes:
         return pkt.src_addr + pkt.dst_addr + seg_ports[0].to_bytes(2, "big") + \
             seg_ports[1].to_bytes(2, "big")
@@ -123,27 +134,36 @@ class Listener:
         now = parent.clock.now()
         cookie = protocol.cookies.make(now, self._four_tuple(pkt, ports), seg.seq, mss)
         opts = seg.options
+        config = parent.config
         wscale = parent.receiver.wscale if opts.wscale is not None and \
-            parent.config.window_scaling else None
-        sack = parent.config.sack and opts.sack_permitted
+            config.window_scaling else None
+        sack = config.sack and opts.sack_permitted
+        # RFC 3168 6.1.1: an ECN-setup SYN-ACK only if the ACK can tell us we agreed
+        use_ecn = ecn.accepts_syn(config.ecn, seg.flags)
         ts = None
-        if opts.timestamp is not None and parent.config.timestamps:
+        if parent.noopt:
+            # FreeBSD's TCP_NOOPT (SCF_NOOPT, syncache_respond): no option at all, not
+            # even our MSS; the cookie still keeps the peer's MSS for our segments
+            wscale, sack, use_ecn = None, False, False
+        elif opts.timestamp is not None and config.timestamps:
             # Our TSval on the connection's own clock (see TCPProtocol.ts_offset); its low
-            # bits carry the *peer's* window scale (ours is a setting) and SACK-permitted.
+            # bits carry the *peer's* window scale (ours is a setting), SACK-permitted
+            # and ECN.
             clock = int(now * 1000) + protocol.ts_offset(pkt.dst_addr, ports[1], pkt.src_addr,
                                                          ports[0])
             peer_wscale = min(opts.wscale, 14) if wscale is not None and \
                 opts.wscale is not None else None
-            tsval = SynCookies.encode_ts(clock, peer_wscale, sack)
+            tsval = SynCookies.encode_ts(clock, peer_wscale, sack, use_ecn)
             ts = (tsval, opts.timestamp[0])
         else:
-            wscale, sack = None, False  # without timestamps there is nowhere to keep them
-        options = wire.build_options(wire.TCPOptions(
+            # without timestamps there is nowhere to keep them (as Linux: no ECN either)
+            wscale, sack, use_ecn = None, False, False
+        options = b"" if parent.noopt else wire.build_options(wire.TCPOptions(
             mss=MSS_TABLE[SynCookies.mss_index(mss)], wscale=wscale, sack_permitted=sack,
-            timestamp=ts), parent.config.syn_option_order)
+            timestamp=ts), config.syn_option_order)
         window = min(parent.receiver.rcvbuf, 0xFFFF)
         protocol.send_segment(route, ports[1], ports[0], cookie, (seg.seq + 1) & 0xFFFFFFFF,
-                              SYN | ACK, window, options)
+                              SYN | ACK | (ECE if use_ecn else 0), window, options)
         parent.stack.stats.count("tcp.syncookies_sent")
 
     def _cookie_ack(self, seg: Segment, pkt: PacketBuffer) -> bool:
@@ -163,10 +183,15 @@ class Listener:
             parent.stack.stats.count("tcp.listen_overflows")
             return True
         ts = seg.options.timestamp
+        if parent.noopt or not parent.config.timestamps:
+            ts = None  # our SYN-ACK sent no TSval: a TSecr carries nothing of ours
         wscale, sack = (SynCookies.decode_ts(ts[1]) if ts is not None else (None, False))
+        use_ecn = ts is not None and SynCookies.decode_ecn(ts[1])
         synthetic = wire.TCPOptions(mss=mss, wscale=wscale, sack_permitted=sack,
                                     timestamp=(ts[0], 0) if ts else None)
-        syn = Segment(peer_isn, 0, SYN | ACK, seg.window, synthetic, memoryview(b""))
+        # the SYN as the cookie remembers it: an ECN-setup SYN if our SYN-ACK agreed
+        flags = SYN | ACK | (ECE | CWR if use_ecn else 0)
+        syn = Segment(peer_isn, 0, flags, seg.window, synthetic, memoryview(b""))
         child = self._new_child(syn, pkt, iss=cookie)
         if child is None:
             return True

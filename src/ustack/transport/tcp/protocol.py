@@ -16,6 +16,7 @@ from ustack.transport.tcp.config import TCPConfig
 from ustack.transport.tcp.endpoint import TCPEndpoint
 from ustack.transport.tcp.isn import ISNGenerator
 from ustack.transport.tcp.segment import ACK, FIN, RST, SYN, Segment
+from ustack.transport.tcp.seqnum import MASK, geq
 from ustack.transport.tcp.syncookies import SynCookies
 from ustack.wire import tcp as wire
 from ustack.wire.errors import DropReason, ParseError
@@ -23,6 +24,9 @@ from ustack.wire.proto import IPProto
 
 if TYPE_CHECKING:
     from ustack.stack import Stack
+
+#: local address, local port, remote address, remote port
+FourTuple = tuple[bytes, int, bytes, int]
 
 
 class TCPProtocol:
@@ -42,6 +46,9 @@ class TCPProtocol:
                                       self.config.challenge_ack_limit, stack.clock.now())
         #: set by the guest-forwarding mode: offered SYNs for addresses with no endpoint
         self.forwarder: object | None = None
+        #: while a SYN that ended a TIME-WAIT is delivered: its 4-tuple and the lowest
+        #: ISN the new connection may take (reopen_after_time_wait)
+        self._reopening: tuple[FourTuple, int] | None = None
 
     def new_endpoint(self, size: int) -> TCPEndpoint:
         return TCPEndpoint(self, size)
@@ -53,7 +60,33 @@ class TCPProtocol:
         return passive_open(self, seg, pkt)
 
     def isn(self, local: bytes, lport: int, remote: bytes, rport: int) -> int:
-        return self._isn.isn(self.stack.clock.now(), local, lport, remote, rport)
+        isn = self._isn.isn(self.stack.clock.now(), local, lport, remote, rport)
+        floor = self.time_wait_isn(local, lport, remote, rport)
+        if floor is not None and not geq(isn, floor):
+            return floor
+        return isn
+
+    def time_wait_isn(self, local: bytes, lport: int, remote: bytes, rport: int) -> int | None:
+        """The lowest ISN for a connection replacing a TIME-WAIT one on this 4-tuple,
+        while its SYN is being delivered; None otherwise."""
+        reopening = self._reopening
+        if reopening is None or reopening[0] != (bytes(local), lport, bytes(remote), rport):
+            return None
+        return reopening[1]
+
+    def reopen_after_time_wait(self, old: TCPEndpoint, pkt: PacketBuffer) -> None:
+        """A SYN ended ``old``'s TIME-WAIT (RFC 9293 3.10.7.4, RFC 6191): deliver it to
+        whoever listens. RFC 1122 4.2.2.13: the new incarnation's ISN must lie above the
+        old connection's SND.NXT, so that no old duplicate fits the new window. Linux
+        takes SND.NXT + 65535 + 2 (tcp_timewait_state_process); ustack keeps its clock
+        ISN (RFC 6528) when that is already past this mark."""
+        floor = (old.sender.snd_max + 0xFFFF + 2) & MASK
+        self._reopening = ((bytes(old.local_addr), old.local_port, bytes(old.remote_addr),
+                            old.remote_port), floor)
+        try:
+            self.stack.deliver_transport_packet(IPProto.TCP, pkt)
+        finally:
+            self._reopening = None
 
     def ts_offset(self, local: bytes, lport: int, remote: bytes, rport: int) -> int:
         """RFC 7323 5.4: a per-connection random offset for our TSval clock. Keyed on the
@@ -61,8 +94,19 @@ class TCPProtocol:
         connection later rebuilt from the cookie share one clock (the peer's PAWS)."""
         return self._ts.offset(local, lport, remote, rport)
 
-    def challenge_ack_allowed(self) -> bool:
-        return self._challenge.take(self.stack.clock.now())
+    def challenge_ack_allowed(self, ep: TCPEndpoint | None = None) -> bool:
+        """RFC 5961 7: at most ``challenge_ack_limit`` a second across the stack, and
+        FreeBSD's per-connection ack_war limit for ``ep``. Both are read from the live
+        config, so a sysctl change applies at once (the stack-wide tokens are kept,
+        capped to the new burst); as Linux's tcp_challenge_ack_limit, 0 sends none."""
+        if ep is not None and not ep.ack_war_allows():
+            return False
+        bucket = self._challenge
+        limit = self.config.challenge_ack_limit
+        if bucket.rate != limit:
+            bucket.rate = max(limit, 0)
+            bucket.burst = max(limit, 0)
+        return bucket.take(self.stack.clock.now())
 
     # --- before demux ---------------------------------------------------------------------
 

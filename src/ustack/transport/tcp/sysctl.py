@@ -5,7 +5,8 @@ net.ipv4.tcp_*), mapped onto :class:`TCPConfig` fields.
 A name not listed raises :class:`UnknownSysctl`; a value the stack cannot honour
 (a knob whose only supported setting is the one ustack implements) raises
 :class:`UnsupportedSysctl`. Settings apply to sockets created afterwards, as on
-both systems.
+both systems; the challenge-ACK limits (tcp_challenge_ack_limit, ack_war_*) are
+read when used, so they apply to existing connections at once, as on both systems.
 """
 
 from __future__ import annotations
@@ -135,6 +136,8 @@ FREEBSD: dict[str, Setter] = {
     "net.inet.tcp.blackhole": _only("0"),
     "net.inet.tcp.rexmit_drop_options": _only("0"),
     "net.inet.tcp.ecn.enable": _field("ecn"),
+    "net.inet.tcp.ack_war_timewindow": _ms("ack_war_window"),
+    "net.inet.tcp.ack_war_cnt": _field("ack_war_count"),
 }
 
 LINUX: dict[str, Setter] = {

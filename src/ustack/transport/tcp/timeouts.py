@@ -14,6 +14,8 @@ from ustack.wire import tcp as wire
 if TYPE_CHECKING:
     from ustack.transport.tcp.endpoint import TCPEndpoint
 
+PERSIST_MIN = 0.002  # the shortest persist timeout (Linux TCP_TIMEOUT_MIN, 2 jiffies)
+
 
 def on_rto_timer(ep: TCPEndpoint) -> None:
     """The retransmission timer: resend the SYN, or back off and resend data (RFC 6298 5)."""
@@ -56,6 +58,13 @@ def on_keepalive_timer(ep: TCPEndpoint) -> None:
     if not ep.keepalive or ep.state not in (State.ESTABLISHED, State.CLOSE_WAIT,
                                                 State.FIN_WAIT_2):
         return
+    s = ep.sender
+    if s.flight or s.unsent > 0 or (s.fin_queued and s.fin_seq is None):
+        # RFC 9293 3.8.4, RFC 1122 4.2.3.6: probes are for an idle connection only. With
+        # data in flight or waiting, the retransmission and persist timers watch the peer;
+        # look again a full idle period later (as Linux's tcp_keepalive_timer).
+        ep.keepalive_timer.set(ep.keepidle)
+        return
     idle = ep.clock.now() - ep.last_recv
     if idle < ep.keepidle and ep.keepalive_probes == 0:
         ep.keepalive_timer.set(ep.keepidle - idle)
@@ -72,21 +81,38 @@ def on_keepalive_timer(ep: TCPEndpoint) -> None:
 
 
 def on_persist_timer(ep: TCPEndpoint) -> None:
-    """RFC 9293 3.8.6.1: probe a zero window (seq snd_una-1 draws an ACK with the window)."""
+    """RFC 9293 3.8.6.1: probe a zero window (seq snd_una-1 draws an ACK with the window).
+
+    RFC 1122 4.2.2.17: probing goes on as long as the peer answers. TCP_USER_TIMEOUT
+    (RFC 5482) still bounds how long data may wait on a closed window, as in Linux's
+    tcp_probe_timer (since 5.11): counted from the first probe, answered or not, until
+    a usable window opens or data is acknowledged (arm_persist starts a new count)."""
     s = ep.sender
     if not ep.can_send_data() or s.unsent <= 0:
+        ep.persist_since = None
         return
     if s.snd_wnd > 0:
+        ep.persist_since = None
         s.output()
         return
+    now = ep.clock.now()
+    if ep.persist_since is None:
+        ep.persist_since = now
+    elif ep.user_timeout and now - ep.persist_since >= ep.user_timeout - 1e-9:
+        ep.stack.stats.count("tcp.persist_timeouts")
+        ep.terminate(ep.soft_error or errno.ETIMEDOUT)
+        return
     ep.persist_probes += 1
-    if ep.persist_probes > ep.config.retries2 and ep.clock.now() - ep.last_recv > \
+    if ep.persist_probes > ep.config.retries2 and now - ep.last_recv > \
             ep.config.max_rto * 2:
         ep.terminate(errno.ETIMEDOUT)
         return
     ep.stack.stats.count("tcp.window_probes")
     ep.emit(s.snd_una - 1, wire.ACK, b"", ep.data_options())
     rto = min(s.rtt.rto * (1 << min(ep.persist_probes, 10)), ep.config.max_rto)
+    if ep.user_timeout:
+        # never sleep past the user timeout (Linux tcp_clamp_probe0_to_user_timeout)
+        rto = min(rto, max(ep.persist_since + ep.user_timeout - now, PERSIST_MIN))
     ep.persist_timer.set(rto)
 
 
