@@ -35,9 +35,9 @@ def w(tmp_path: Path) -> Iterator[World]:
         assert the_world.sink_packets() == 0
 
 
-def passt(w: World, sock: Path) -> subprocess.Popen[str]:
+def passt(w: World, sock: Path, *options: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(["ip", "netns", "exec", w.outer, sys.executable, "-m",
-                             "ustack.cli.main", "passt", "--socket", str(sock)],
+                             "ustack.cli.main", "passt", "--socket", str(sock), *options],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 15
     while not sock.exists():
@@ -46,7 +46,8 @@ def passt(w: World, sock: Path) -> subprocess.Popen[str]:
     return proc
 
 
-async def vm_session(sock: Path, out: Path) -> dict[str, object]:
+async def vm_session(sock: Path, out: Path, prefix6: bytes = b"\xfd\x00\x00\x00\x00\x00\x00\x02",
+                     ) -> dict[str, object]:
     loop = asyncio.get_running_loop()
     stack = new_stack(loop, options=StackOptions(slaac=True))
     link = QemuStreamEndpoint.connect(str(sock))
@@ -55,14 +56,14 @@ async def vm_session(sock: Path, out: Path) -> dict[str, object]:
     client, lease = await acquire(stack, timeout=20)
     got4 = await http.fetch(stack, f"http://{REMOTE4}/blob.bin", out / "vm4.bin")
     deadline = time.monotonic() + 15
-    while not any(e.addr.startswith(b"\xfd\x00\x00\x00\x00\x00\x00\x02")
-                  for e in stack.nic("eth0").addresses[16]):
+    while not any(e.addr.startswith(prefix6) for e in stack.nic("eth0").addresses[16]):
         assert time.monotonic() < deadline, "no SLAAC address from ustack's RAs"
         await asyncio.sleep(0.1)
     got6 = await http.fetch(stack, f"http://[{REMOTE6}]/blob.bin", out / "vm6.bin")
     client.close()
     link.close()
     return {"lease": str(lease), "dns": [d.hex() for d in lease.dns_servers],
+            "routers": [r.hex() for r in lease.routers],
             "status4": got4.status, "status6": got6.status}
 
 
@@ -96,3 +97,23 @@ def test_socket_path_in_use_is_a_clear_error(w: World, tmp_path: Path) -> None:
     finally:
         first.terminate()
         first.wait(timeout=10)
+
+
+def test_vm_gets_the_configured_addresses(w: World, tmp_path: Path) -> None:
+    """-a/-g/--dns-forward: DHCP hands out the chosen address, router and DNS server, the
+    router advertisements the chosen IPv6 prefix, and the VM's flows go through."""
+    sock = tmp_path / "vm.sock"
+    proc = passt(w, sock, "-a", "192.168.77.10/24", "-g", "192.168.77.1", "-a", "fd77::10/64",
+                 "-g", "fd77::1", "--dns-forward", "192.168.77.53")
+    try:
+        result = asyncio.run(vm_session(sock, tmp_path, prefix6=bytes.fromhex("fd77" + "00" * 6)))
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert result["lease"] == "192.168.77.10/24"
+    assert result["routers"] == ["c0a84d01"]
+    assert result["dns"] == ["c0a84d35"]
+    assert result["status4"] == result["status6"] == 200
+    digest = hashlib.sha256(BLOB).hexdigest()
+    for name in ("vm4.bin", "vm6.bin"):
+        assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == digest

@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         server = QemuStreamServer(str(args.socket), mtu=args.mtu)
     except OSError as exc:
         raise UserError(exc.strerror or str(exc)) from None
+    except ValueError as exc:  # a bad --mtu
+        raise UserError(str(exc)) from None
     try:
         return asyncio.run(_serve(args, server, net, tcp_ports, udp_ports))
     finally:

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """A DHCPv4 server for the one guest on a link (RFC 2131 section 4.3).
 
-Every client is offered ``guest4`` with the gateway as router and DNS server, as
-passt and slirp do: there is one guest per link, so there is nothing to share.
+Every client is offered ``guest4`` with the gateway as router and DNS server (or
+``dns_forward4``), as passt and slirp do: there is one guest per link, so there is
+nothing to share.
 Replies go where RFC 2131 4.1 says: to ``ciaddr`` when the client has an
 address, broadcast when it asks for it (and always for a DHCPNAK), otherwise
 unicast to ``yiaddr`` at the client's hardware address, without ARP (the client
@@ -50,6 +51,7 @@ class DHCPServer:
         self.net = net
         self.server_id = ipaddress.IPv4Address(net.gateway4).packed
         self.address = ipaddress.IPv4Address(net.guest4).packed
+        self.dns_server = ipaddress.IPv4Address(net.dns_forward4).packed
         network = ipaddress.IPv4Network(net.network4)
         self.netmask = network.netmask.packed
         self.broadcast_address = network.broadcast_address.packed
@@ -165,7 +167,8 @@ class DHCPServer:
             lease_time=time if lease else None,
             renewal_time=time // 2 if lease else None,  # RFC 2131 4.4.5 defaults
             rebinding_time=time * 7 // 8 if lease else None,
-            subnet_mask=self.netmask, routers=(self.server_id,), dns_servers=(self.server_id,),
+            subnet_mask=self.netmask, routers=(self.server_id,),
+            dns_servers=(self.dns_server,),
             domain_name=self.domain,
             mtu=min(self.net.mtu, self.nic.link.mtu, 0xFFFF),
             client_id=request.options.client_id,

@@ -48,6 +48,7 @@ class DHCPv6Server:
         self.network = ipaddress.IPv6Network(net.network6)
         self.link_local = ipaddress.IPv6Address(net.gateway6_link_local).packed
         self.gateway = ipaddress.IPv6Address(net.gateway6).packed
+        self.dns_server = ipaddress.IPv6Address(net.dns_forward6).packed
         self.domains = (net.domain,) if net.domain else ()
         for name in self.domains:
             dns.encode_name(name)  # a bad name fails here, not in a reply (ValueError)
@@ -117,7 +118,7 @@ class DHCPv6Server:
                 status=wire.StatusCode(wire.SUCCESS, "done")))
         if kind == wire.CONFIRM:
             return self._confirm(msg, common)
-        config = common._replace(dns_servers=(self.gateway,), domain_list=self.domains)
+        config = common._replace(dns_servers=(self.dns_server,), domain_list=self.domains)
         if kind == wire.INFORMATION_REQUEST:  # 18.3.6
             return wire.Message(wire.REPLY, msg.transaction_id, config)
         if not opts.ia_na:

@@ -76,7 +76,10 @@ class Forwarder:
     # --- address mapping -------------------------------------------------------------------
 
     def host_target(self, dst: bytes) -> bytes | None:
-        """Where on the host a guest's destination goes; None when it may not go anywhere."""
+        """Where on the host a guest's destination goes; None when it may not go anywhere
+        (also for the family turned off by -4/-6: it is not forwarded)."""
+        if not (self.net.ipv4 if len(dst) == 4 else self.net.ipv6):
+            return None
         if dst in self._own:
             if not self.net.map_host_loopback:
                 return None

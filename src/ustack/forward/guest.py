@@ -39,13 +39,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from types import TracebackType
 from typing import IO, Any
 
 import ustack
 from ustack.forward.config import GuestNetwork
-from ustack.forward.guest_child import GO, MAX_MESSAGE, GuestSpec
+from ustack.forward.guest_child import FDS_PER_MESSAGE, GO, MAX_MESSAGE, GuestSpec
 from ustack.forward.guest_errors import GuestError, from_report
+from ustack.forward.loopback_ports import LoopbackSocket, to_ranges
 from ustack.link.tap import IFNAMSIZ, MAX_MTU, MIN_MTU, TapEndpoint
 
 __all__ = ["Guest", "GuestError", "spawn_guest"]
@@ -73,7 +75,8 @@ class Guest:
     """A started guest: its pid, ustack's side of its tap, and its exit status."""
 
     def __init__(self, proc: subprocess.Popen[bytes], control: socket.socket, tap: TapEndpoint,
-                 guest_mac: bytes, warnings: list[str]) -> None:
+                 guest_mac: bytes, warnings: list[str],
+                 loopback: list[LoopbackSocket] | None = None) -> None:
         self._proc = proc
         self._control: socket.socket | None = control
         self.pid = proc.pid
@@ -82,6 +85,8 @@ class Guest:
         #: the kernel side's MAC address inside the guest
         self.guest_mac = guest_mac
         self.warnings = warnings
+        #: the -T/-U sockets bound on the guest's loopback (for a LoopbackForwarder)
+        self.loopback: list[LoopbackSocket] = loopback or []
         self._pidfd = -1
         try:
             # pidfd_open(2): readable once the process has terminated (Linux 5.3)
@@ -200,6 +205,8 @@ class Guest:
         if self._pidfd >= 0:
             os.close(self._pidfd)
             self._pidfd = -1
+        for item in self.loopback:
+            item.sock.close()
         self.tap.close()
 
     def __enter__(self) -> Guest:
@@ -215,7 +222,9 @@ def spawn_guest(argv: list[str] | None, net: GuestNetwork, *, tap_name: str = "t
                 netns: str | None = None, configure: bool = True,
                 resolv_conf: bool | None = None, env: dict[str, str] | None = None,
                 cwd: str | None = None, stdin: Stdio = None, stdout: Stdio = None,
-                stderr: Stdio = None, timeout: float = SETUP_TIMEOUT) -> Guest:
+                stderr: Stdio = None, timeout: float = SETUP_TIMEOUT,
+                loopback_tcp: list[int] | None = None, loopback_udp: list[int] | None = None,
+                die_with_parent: bool | None = None) -> Guest:
     """Start ``argv`` (default: ``$SHELL`` or /bin/sh) in a guest network namespace.
 
     - ``net``: addresses and routes given to the tap when ``configure`` (guest4/prefix,
@@ -228,6 +237,12 @@ def spawn_guest(argv: list[str] | None, net: GuestNetwork, *, tap_name: str = "t
     - ``resolv_conf``: bind a resolv.conf naming the gateways over /etc/resolv.conf in a
       private mount namespace (default: when ``configure``).
     - ``env``/``cwd``/``stdin``/``stdout``/``stderr``: for the command.
+    - ``loopback_tcp``/``loopback_udp``: guest ports to bind on the guest's 127.0.0.1
+      and ::1 (for the families ``net`` enables), returned in :attr:`Guest.loopback`
+      for a :class:`~ustack.forward.loopback_ports.LoopbackForwarder` (``-T``/``-U``).
+    - ``die_with_parent``: the command is killed (SIGKILL) when the thread that called
+      this dies (prctl(2) PR_SET_PDEATHSIG follows the creating *thread*), so that the
+      guest never outlives ustack. Default: only when called from the main thread.
 
     The command does not run until :meth:`Guest.start`. Raises a
     :class:`~ustack.forward.guest_errors.GuestError` subclass (one-line message,
@@ -246,12 +261,16 @@ def spawn_guest(argv: list[str] | None, net: GuestNetwork, *, tap_name: str = "t
     if resolv_conf is None:
         resolv_conf = configure
     argv = list(argv) if argv else _default_shell(env)
+    if die_with_parent is None:
+        die_with_parent = threading.current_thread() is threading.main_thread()
     spec = GuestSpec(
         argv=argv, env=dict(env) if env is not None else None, cwd=cwd, tap_name=tap_name,
         mtu=mtu, userns=userns, netns=netns, configure=configure, resolv_conf=resolv_conf,
         guest4=net.guest4, prefix4=net.prefix4, gateway4=net.gateway4, guest6=net.guest6,
-        prefix6=net.prefix6, gateway6=net.gateway6, nameservers=[net.gateway4, net.gateway6],
-        domain=net.domain)
+        prefix6=net.prefix6, gateway6=net.gateway6, nameservers=net.nameservers(),
+        domain=net.domain, ipv4=net.ipv4, ipv6=net.ipv6, loopback_tcp=to_ranges(loopback_tcp or []),
+        loopback_udp=to_ranges(loopback_udp or []),
+        parent_pid=os.getpid() if die_with_parent else 0)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         root = os.path.dirname(os.path.dirname(os.path.abspath(ustack.__file__)))
@@ -280,8 +299,8 @@ def _handshake(proc: subprocess.Popen[bytes], sock: socket.socket, spec: GuestSp
         sock.send(spec.to_json())
     except OSError as exc:
         if exc.errno == errno.EMSGSIZE:
-            raise GuestError(errno.EMSGSIZE, "the guest's environment is too large to pass: "
-                             "trim it") from None
+            raise GuestError(errno.EMSGSIZE, "the guest's set-up is too large to pass to it: "
+                             "trim its environment") from None
         raise GuestError(exc.errno or errno.EIO, f"the guest child is gone: {exc}") from None
     try:
         data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 1)
@@ -289,6 +308,7 @@ def _handshake(proc: subprocess.Popen[bytes], sock: socket.socket, spec: GuestSp
         raise GuestError(errno.ETIMEDOUT, f"the guest child did not report within {timeout} s"
                          ) from None
     fd = fds[0] if fds else -1
+    loopback: list[LoopbackSocket] = []
     try:
         if not data:
             status = proc.wait()
@@ -300,14 +320,42 @@ def _handshake(proc: subprocess.Popen[bytes], sock: socket.socket, spec: GuestSp
                               str(report.get("message")))
         if fd < 0:
             raise GuestError(errno.EIO, "the guest child reported no tap fd")
+        loopback = _receive_loopback(sock, int(report.get("loopback", 0)))
         tap = TapEndpoint(fd, name=str(report.get("ifname", tap_name)), mtu=mtu,
                           offload=offload)
     except BaseException:
         if fd >= 0:
             os.close(fd)
+        for item in loopback:
+            item.sock.close()
         raise
     sock.settimeout(None)
     warnings = [str(w) for w in report.get("warnings", [])]
     for warning in warnings:
         log.warning("guest: %s", warning)
-    return Guest(proc, sock, tap, bytes.fromhex(str(report.get("mac", ""))), warnings)
+    return Guest(proc, sock, tap, bytes.fromhex(str(report.get("mac", ""))), warnings, loopback)
+
+
+def _receive_loopback(sock: socket.socket, count: int) -> list[LoopbackSocket]:
+    """The ``count`` loopback sockets the child sends after its report, in batches."""
+    received: list[LoopbackSocket] = []
+    try:
+        while len(received) < count:
+            data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, FDS_PER_MESSAGE)
+            if not data:
+                raise GuestError(errno.EIO, "the guest child exited while passing the -T/-U "
+                                 "sockets (see its stderr)")
+            described = json.loads(data).get("loopback", [])
+            if len(described) != len(fds):
+                for fd in fds:
+                    os.close(fd)
+                raise GuestError(errno.EIO, "the guest child sent loopback sockets it did "
+                                 "not describe")
+            received += [LoopbackSocket(str(proto), int(version), int(port),
+                                        socket.socket(fileno=fd))
+                         for (proto, version, port), fd in zip(described, fds, strict=True)]
+    except BaseException:
+        for item in received:
+            item.sock.close()
+        raise
+    return received

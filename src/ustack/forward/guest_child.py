@@ -8,14 +8,22 @@ needs for ``CLONE_NEWUSER`` and setns(2) for joining a user namespace. The
 conversation, one message each:
 
 1. parent -> child: the :class:`GuestSpec` as JSON;
-2. the child enters the namespaces, creates and configures the tap, then
+2. the child enters the namespaces, creates and configures the tap, binds the
+   ``-T``/``-U`` sockets on the guest's loopback (:mod:`.loopback_ports`), then
    child -> parent: ``{"ok": true, ...}`` with the tap fd attached as
    ``SCM_RIGHTS`` ancillary data (unix(7)), or ``{"ok": false, "kind": ...}``;
+   the report counts the loopback sockets, which follow in messages of at most
+   :data:`FDS_PER_MESSAGE` fds (the kernel's SCM_MAX_FD is 253), each message
+   describing its own (protocol, IP version, port);
 3. parent -> child: ``go`` once ustack serves the tap (any other message or
    EOF: the child exits with status 125);
 4. the child execs the command in place (same pid, so the parent's waitpid(2)
    sees the command's own exit status). If exec fails it exits 127 (not found)
    or 126 (not executable), as a shell does.
+
+The guest does not outlive ustack: the child asks for SIGKILL when its parent
+dies (prctl(2) ``PR_SET_PDEATHSIG``), first thing and again right before the
+exec, and exits at once if the parent is already gone (``parent_pid``).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import shutil
 import signal
 import socket
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
 from ustack.forward import guest_config, guest_ns
@@ -37,10 +45,12 @@ from ustack.forward.guest_errors import (
     GuestError,
     TunError,
 )
+from ustack.forward.loopback_ports import LoopbackSocket, from_ranges, open_loopback_sockets
 
 SETUP_FAILED = 125  # like env(1) and chroot(1): the wrapper itself failed
 MAX_MESSAGE = 1 << 20
 GO = b"go"
+FDS_PER_MESSAGE = 250
 
 
 @dataclass
@@ -64,6 +74,13 @@ class GuestSpec:
     gateway6: str
     nameservers: list[str]
     domain: str
+    ipv4: bool = True
+    ipv6: bool = True
+    #: guest loopback ports for -T (TCP) and -U (UDP), as [first, last] runs
+    loopback_tcp: list[list[int]] = field(default_factory=list)
+    loopback_udp: list[list[int]] = field(default_factory=list)
+    #: the pid of the process to die with (0: do not)
+    parent_pid: int = 0
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -103,8 +120,9 @@ def resolve_command(argv0: str, env: dict[str, str]) -> None:
                                         "check its permissions (chmod +x)")
 
 
-def prepare(spec: GuestSpec) -> tuple[int, dict[str, Any]]:
-    """Enter the namespaces, create (and configure) the tap; returns (tap fd, report)."""
+def prepare(spec: GuestSpec) -> tuple[int, list[LoopbackSocket], dict[str, Any]]:
+    """Enter the namespaces, create (and configure) the tap, bind the loopback sockets;
+    returns (tap fd, loopback sockets, report)."""
     warnings: list[str] = []
     if spec.netns is None:
         guest_ns.enter_new(userns=spec.userns, mountns=spec.resolv_conf)
@@ -130,20 +148,29 @@ def prepare(spec: GuestSpec) -> tuple[int, dict[str, Any]]:
 
     from ustack.link.tap import open_tap
 
+    versions = [v for v, on in ((4, spec.ipv4), (6, spec.ipv6)) if on]
+    loopback = open_loopback_sockets(from_ranges(spec.loopback_tcp),
+                                     from_ranges(spec.loopback_udp), versions)
     try:
         fd, name = open_tap(spec.tap_name)
     except OSError as exc:
+        for item in loopback:
+            item.sock.close()
         raise _tap_error(exc) from None
     try:
         if spec.configure:
-            guest_config.configure_tap(name, spec.mtu, guest4=spec.guest4, prefix4=spec.prefix4,
-                                       gateway4=spec.gateway4, guest6=spec.guest6,
-                                       prefix6=spec.prefix6, gateway6=spec.gateway6)
+            guest_config.configure_tap(
+                name, spec.mtu, guest4=spec.guest4 if spec.ipv4 else None, prefix4=spec.prefix4,
+                gateway4=spec.gateway4, guest6=spec.guest6 if spec.ipv6 else None,
+                prefix6=spec.prefix6, gateway6=spec.gateway6)
         mac = guest_config.link_address(name)
     except BaseException:
         os.close(fd)
+        for item in loopback:
+            item.sock.close()
         raise
-    return fd, {"ok": True, "ifname": name, "mac": mac.hex(), "warnings": warnings}
+    return fd, loopback, {"ok": True, "ifname": name, "mac": mac.hex(), "warnings": warnings,
+                          "loopback": len(loopback)}
 
 
 def _reset_signals() -> None:
@@ -176,6 +203,12 @@ def _send(sock: socket.socket, report: dict[str, Any], fds: list[int]) -> None:
     socket.send_fds(sock, [json.dumps(report).encode()], fds)
 
 
+def _die_with_parent(spec: GuestSpec) -> None:
+    """SIGKILL when ustack dies; exit now if it already has (prctl(2))."""
+    if spec.parent_pid and not guest_ns.die_with_parent(spec.parent_pid, signal.SIGKILL):
+        os._exit(SETUP_FAILED)
+
+
 def main() -> int:
     sock = socket.socket(fileno=int(sys.argv[1]))
     sock.set_inheritable(False)  # the command must not inherit it
@@ -184,7 +217,8 @@ def main() -> int:
     except (OSError, ValueError, TypeError):
         return SETUP_FAILED
     try:
-        fd, report = prepare(spec)
+        _die_with_parent(spec)
+        fd, loopback, report = prepare(spec)
     except GuestError as exc:
         _send(sock, {"ok": False, "kind": type(exc).__name__, "errno": exc.errno,
                      "message": exc.message}, [])
@@ -195,14 +229,23 @@ def main() -> int:
         return SETUP_FAILED
     try:
         _send(sock, report, [fd])
+        for first in range(0, len(loopback), FDS_PER_MESSAGE):
+            batch = loopback[first:first + FDS_PER_MESSAGE]
+            _send(sock, {"loopback": [item.describe() for item in batch]},
+                  [item.sock.fileno() for item in batch])
+    except OSError:
+        return SETUP_FAILED
     finally:
         os.close(fd)  # the parent holds the tap now; the device lives as long as its fd
+        for item in loopback:
+            item.sock.close()  # ... and the loopback sockets
     try:
         go = sock.recv(16)
     except OSError:
         return SETUP_FAILED
     if go != GO:
         return SETUP_FAILED
+    _die_with_parent(spec)  # again: a change of credentials may have cleared it
     exec_command(spec)
 
 

@@ -66,18 +66,40 @@ def link_address(ifname: str) -> bytes:
     return bytes.fromhex(str(mac).replace(":", ""))
 
 
-def configure_tap(ifname: str, mtu: int, *, guest4: str, prefix4: int, gateway4: str,
-                  guest6: str, prefix6: int, gateway6: str) -> None:
-    """MTU, up, the guest's addresses, default routes via the gateways."""
+def configure_tap(ifname: str, mtu: int, *, guest4: str | None, prefix4: int, gateway4: str,
+                  guest6: str | None, prefix6: int, gateway6: str) -> None:
+    """MTU, up, the guest's addresses, default routes via the gateways.
+
+    A family whose guest address is None (``-4``/``-6``) is left unconfigured; for
+    IPv6 the tap's IPv6 is switched off altogether (no link-local address, no router
+    solicitations), best effort, before the link comes up."""
+    if guest6 is None:
+        disable_ipv6(ifname)
     with _rtnl(f"configuring {ifname!r}") as ipr:
         index = _index(ipr, ifname)
         ipr.link("set", index=index, mtu=mtu)
         ipr.link("set", index=index, state="up")
-        ipr.addr("add", index=index, address=guest4, prefixlen=prefix4)
-        ipr.addr("add", index=index, address=guest6, prefixlen=prefix6, flags=IFA_F_NODAD)
-        ipr.route("add", family=AF_INET, dst="0.0.0.0", dst_len=0, gateway=gateway4,
-                  oif=index)
-        ipr.route("add", family=AF_INET6, dst="::", dst_len=0, gateway=gateway6, oif=index)
+        if guest4 is not None:
+            ipr.addr("add", index=index, address=guest4, prefixlen=prefix4)
+        if guest6 is not None:
+            ipr.addr("add", index=index, address=guest6, prefixlen=prefix6, flags=IFA_F_NODAD)
+        if guest4 is not None:
+            ipr.route("add", family=AF_INET, dst="0.0.0.0", dst_len=0, gateway=gateway4,
+                      oif=index)
+        if guest6 is not None:
+            ipr.route("add", family=AF_INET6, dst="::", dst_len=0, gateway=gateway6,
+                      oif=index)
+
+
+def disable_ipv6(ifname: str) -> bool:
+    """net.ipv6.conf.IFNAME.disable_ipv6 = 1 in the current network namespace (ip-sysctl);
+    False if that is not possible here (no IPv6, or /proc/sys read-only)."""
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6", "w") as knob:
+            knob.write("1\n")
+    except OSError:
+        return False
+    return True
 
 
 def resolv_conf_text(nameservers: list[str], domain: str = "") -> str:

@@ -45,6 +45,10 @@ class LinkSetupError(GuestError):
     """The tap could not be configured inside the namespace."""
 
 
+class PortForwardError(GuestError):
+    """A -T/-U port could not be bound on the guest's loopback."""
+
+
 class CommandNotFoundError(GuestError):
     """The command does not exist (exit status 127, as in a shell)."""
 
@@ -59,7 +63,7 @@ class CommandNotExecutableError(GuestError):
 
 _KINDS: dict[str, type[GuestError]] = {cls.__name__: cls for cls in (
     GuestError, TunError, UserNamespaceError, NamespaceNotFoundError, NamespacePermissionError,
-    LinkSetupError, CommandNotFoundError, CommandNotExecutableError)}
+    LinkSetupError, PortForwardError, CommandNotFoundError, CommandNotExecutableError)}
 
 
 def from_report(kind: str, code: int, message: str) -> GuestError:

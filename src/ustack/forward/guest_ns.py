@@ -49,7 +49,12 @@ NS_GET_USERNS = 0xB701
 
 NETNS_DIRS = ("/run/netns", "/var/run/netns")  # where iproute2 keeps named namespaces
 
+# include/uapi/linux/prctl.h
+PR_SET_PDEATHSIG = 1
+
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                        ctypes.c_ulong]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
@@ -77,6 +82,19 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int) -> No
     _check(_libc.mount(source.encode() if source is not None else None, target.encode(),
                        fstype.encode() if fstype is not None else None, flags, None),
            f"mount {target}")
+
+
+def die_with_parent(parent_pid: int, sig: int) -> bool:
+    """Have the kernel send ``sig`` to us when our parent dies (prctl(2) PR_SET_PDEATHSIG).
+
+    prctl(2) advises checking the parent afterwards: if it died before the call, we
+    were already re-parented and the signal will never come. Returns False then
+    (the caller should exit). The setting survives execve(2) except of set-user-ID,
+    set-group-ID or file-capability binaries, and is cleared by changes of the
+    effective or filesystem ids, so it is set again right before the exec.
+    """
+    _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+    return os.getppid() == parent_pid
 
 
 def _write(path: str, text: str) -> None:

@@ -67,10 +67,14 @@ def _listen(family: int, kind: int, port: int) -> socket.socket:
         sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
     except OSError as exc:
         sock.close()
+        proto = "TCP" if kind == socket.SOCK_STREAM else "UDP"
         if exc.errno == errno.EADDRINUSE:
-            proto = "TCP" if kind == socket.SOCK_STREAM else "UDP"
             raise OSError(errno.EADDRINUSE, f"host {proto} port {port} is in use: "
                           "pick another with -t/-u HOSTPORT:GUESTPORT") from None
+        if exc.errno == errno.EACCES:
+            raise OSError(errno.EACCES, f"host {proto} port {port} needs privileges (it is "
+                          "below sysctl net.ipv4.ip_unprivileged_port_start): pick a higher "
+                          "one with -t/-u HOSTPORT:GUESTPORT") from None
         raise
     if kind == socket.SOCK_STREAM:
         sock.listen(128)

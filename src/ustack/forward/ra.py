@@ -59,7 +59,7 @@ class RouterAdvertiser:
         network = ipaddress.IPv6Network(net.network6)
         self.prefix = wire.PrefixInfo(network.network_address.packed, network.prefixlen,
                                       True, True, VALID_LIFETIME, PREFERRED_LIFETIME)
-        self.dns = ipaddress.IPv6Address(net.gateway6).packed
+        self.dns = ipaddress.IPv6Address(net.dns_forward6).packed
         self.mtu = min(net.mtu, nic.link.mtu)
         self.max_interval = max_interval
         self.min_interval = 0.33 * max_interval
@@ -78,7 +78,8 @@ class RouterAdvertiser:
             return
         self._running = True
         if not self.nic.has_address(self.source):
-            self.stack.add_address(self.nic.id, (self.source, 64))
+            # no DAD: the gateway owns the link (and a tentative source could not advertise)
+            self.stack.add_address(self.nic.id, (self.source, 64), dad=False)
         self.nic.join_group(ip_wire.ALL_ROUTERS)
         self._ndp().serve_as_router(self.nic.id, self._solicited)
         self._periodic = self.stack.clock.call_later(0.0, self._advertise_periodically)

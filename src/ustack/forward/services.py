@@ -45,18 +45,19 @@ class GuestServices:
         self.net = net
         servers = (list(dns_servers) if dns_servers is not None
                    else [(host, DNS_PORT) for host in net.dns_upstream])
-        self.dhcp = DHCPServer(stack, nic, net) if dhcp else None
-        self.ra = RouterAdvertiser(stack, nic, net) if router_advertisements else None
-        self.dhcpv6 = DHCPv6Server(stack, nic, net) if dhcpv6 else None
+        # a family turned off (-4/-6) gets no configuration service at all
+        self.dhcp = DHCPServer(stack, nic, net) if dhcp and net.ipv4 else None
+        self.ra = (RouterAdvertiser(stack, nic, net) if router_advertisements and net.ipv6
+                   else None)
+        self.dhcpv6 = DHCPv6Server(stack, nic, net) if dhcpv6 and net.ipv6 else None
         self.dns = (DNSForwarder(stack, self._dns_addresses(), servers, dns_upstream)
                     if dns else None)
         self.running = False
 
     def _dns_addresses(self) -> list[bytes]:
-        """The forwarder answers on every gateway address (the RA and DHCP name them)."""
-        net = self.net
-        return [ipaddress.ip_address(a).packed
-                for a in (net.gateway4, net.gateway6, net.gateway6_link_local)]
+        """The forwarder answers on every gateway address and on the --dns-forward ones
+        (the RA, DHCP and DHCPv6 name the latter, or the gateway)."""
+        return [ipaddress.ip_address(a).packed for a in self.net.dns_addresses()]
 
     def _services(self) -> list[Service]:
         return [s for s in (self.dhcp, self.ra, self.dhcpv6, self.dns) if s is not None]
@@ -71,7 +72,8 @@ class GuestServices:
         for iface in self.net.gateway_interfaces():
             addr, plen = parse_interface(iface)
             if not self.nic.has_address(addr):
-                self.stack.add_address(self.nic.id, (addr, plen))
+                # no DAD: the gateway owns the link (see ustack.network.dad)
+                self.stack.add_address(self.nic.id, (addr, plen), dad=False)
         started: list[Service] = []
         try:
             for service in self._services():

@@ -126,8 +126,9 @@ class Splice:
             if room <= 0 or ep.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
                 self._read_host(False)
                 return
+            want = min(room, CHUNK)
             try:
-                data = self.sock.recv(min(room, CHUNK))
+                data = self.sock.recv(want)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -142,6 +143,10 @@ class Splice:
             ep.send(data)
             self.bytes_to_guest += len(data)
             self.last_active = time.monotonic()
+            if len(data) < want:
+                # the socket is drained for now: the (level-triggered) reader calls us
+                # again when more arrives, so no recv that would only fail with EAGAIN
+                return
 
     # --- ending ------------------------------------------------------------------------------
 
