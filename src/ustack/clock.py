@@ -13,6 +13,7 @@ import asyncio
 import heapq
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -230,9 +231,12 @@ class RealClock:
         self._armed_for = math.inf
         self._owner: int | None = None
         self.timer_errors = 0
-
-    def now(self) -> float:
-        return self.loop.time()
+        #: The loop's time, read many times per packet. The stock loops tell it with
+        #: time.monotonic(): call that directly, without the two Python-level calls of a
+        #: method that calls loop.time(); any other loop keeps its own time() method.
+        self.now: Callable[[], float] = (
+            time.monotonic if type(self.loop).time is asyncio.BaseEventLoop.time
+            else self.loop.time)
 
     def call_at(self, when: float, callback: Callback, *args: Any) -> Timer:
         timer = self.wheel.schedule(when, callback, *args)

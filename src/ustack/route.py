@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer
 from ustack.contracts import LinkCapabilities, NetworkEndpoint
+from ustack.wire import checksum
 
 if TYPE_CHECKING:
     from ustack.nic import NIC
@@ -92,6 +93,7 @@ class Route:
     """A resolved path: which NIC, which addresses, which next hop. Cached by connected sockets."""
 
     __slots__ = (
+        "address_sum",
         "checksum_offload",
         "is_local",
         "link_addr",
@@ -119,6 +121,9 @@ class Route:
         #: transport checksums may be left partial: the link (or no wire at all) finishes
         #: them; fixed per route, as a link's capabilities do not change
         self.checksum_offload = is_local or nic.tx_checksum_offload
+        #: the addresses' part of the transport pseudo-header sum (RFC 9293 3.1, RFC 8200
+        #: 8.1), the same for every packet on the route
+        self.address_sum = checksum.ones_sum(local_addr + remote_addr)
 
     @property
     def mtu(self) -> int:

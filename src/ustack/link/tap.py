@@ -180,6 +180,8 @@ class TapEndpoint(EthernetLink):
         self._caps = caps
         self._rxbuf = bytearray(_RX_BUFFER)
         self._rxview = memoryview(self._rxbuf)
+        #: vnet headers for checksum-only offload, by (csum_start, csum_offset)
+        self._csum_headers: dict[tuple[int, int], bytes] = {}
 
     @classmethod
     def open(cls, name: str, *, mtu: int = 1500, mac: bytes | None = None,
@@ -337,8 +339,13 @@ class TapEndpoint(EthernetLink):
             return None
         self.stats.counters["tap.tx_csum_partial"] += 1
         if not pkt.gso_size:
-            return vnet.build(vnet.F_NEEDS_CSUM, vnet.GSO_NONE, start + field + 2, 0,
-                              start, field)
+            # the same few headers over and over (one per header layout): built once each
+            key = (start, field)
+            header = self._csum_headers.get(key)
+            if header is None:
+                header = self._csum_headers[key] = vnet.build(
+                    vnet.F_NEEDS_CSUM, vnet.GSO_NONE, start + field + 2, 0, start, field)
+            return header
         proto = pkt.network_protocol
         if proto == EtherType.IPV4:
             gso_type = vnet.GSO_TCPV4

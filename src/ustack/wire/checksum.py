@@ -17,9 +17,8 @@ _FOLD = 0xFFFF
 
 def ones_sum(data: Buffer, initial: int = 0) -> int:
     """One's-complement 16-bit sum of ``data`` (zero-padded to even length) plus ``initial``."""
-    view = memoryview(data)
-    value = int.from_bytes(view, "big")
-    if len(view) & 1:
+    value = int.from_bytes(data, "big")  # (bytes are read in place, views copied once)
+    if len(data) & 1:
         value <<= 8
     value += initial
     if value == 0:
@@ -49,9 +48,16 @@ def pseudo_header_sum(src: bytes, dst: bytes, protocol: int, length: int) -> int
     """Partial sum of the IPv4 (RFC 793 3.1) or IPv6 (RFC 8200 8.1) pseudo-header.
 
     Both reduce to the same words: the addresses, the upper-layer length and the
-    protocol number; word order does not change a one's-complement sum.
+    protocol number; word order does not change a one's-complement sum. Each address
+    is a whole number of 16-bit words, so it may be summed as one integer on its own
+    (the concatenation would only shift it by a multiple of 16 bits, which the modulo
+    ignores).
     """
-    return ones_sum(src + dst, protocol + (length >> 16) + (length & 0xFFFF))
+    value = (int.from_bytes(src, "big") + int.from_bytes(dst, "big") + protocol
+             + (length >> 16) + (length & 0xFFFF))
+    if value == 0:
+        return 0
+    return value % _FOLD or _FOLD
 
 
 def verify(data: Buffer, initial: int = 0) -> bool:

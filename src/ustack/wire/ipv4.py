@@ -11,6 +11,7 @@ from ustack.wire.errors import DropReason, ParseError
 from ustack.wire.types import Buffer
 
 HEADER = struct.Struct("!BBHHHBBH4s4s")
+_CHECKSUM = struct.Struct("!H")
 MIN_HEADER_LEN = HEADER.size  # 20
 MAX_HEADER_LEN = 60
 MAX_PACKET = 65535
@@ -78,7 +79,16 @@ def build_into(
     HEADER.pack_into(buf, offset, 0x45, tos, total_length, ident, frag,
                      ttl, protocol, 0, src, dst)
     csum = checksum.checksum(memoryview(buf)[offset:offset + MIN_HEADER_LEN])
-    struct.pack_into("!H", buf, offset + 10, csum)
+    _CHECKSUM.pack_into(buf, offset + 10, csum)
+
+
+def build_unfragmented(buf: Buffer, total_length: int, protocol: int, src: bytes, dst: bytes,
+                       ttl: int, tos: int, ident: int, dont_fragment: bool) -> None:
+    """:func:`build_into` at offset 0 for a packet that is not a fragment, with positional
+    arguments: the per-packet path of every transport segment."""
+    HEADER.pack_into(buf, 0, 0x45, tos, total_length, ident, FLAG_DF if dont_fragment else 0,
+                     ttl, protocol, 0, src, dst)
+    _CHECKSUM.pack_into(buf, 10, checksum.checksum(memoryview(buf)[:MIN_HEADER_LEN]))
 
 
 def build(**fields: int | bytes | bool) -> bytes:

@@ -39,6 +39,7 @@ FASTOPEN_MAGIC = 0xF989  # RFC 7413 section 4.1.1, via the RFC 6994 shared optio
 _TS = struct.Struct("!II")
 _TS_FAST = b"\x01\x01\x08\x0a"  # NOP NOP TS(10): the layout every common stack sends
 _U16 = struct.Struct("!H")
+_TS_FAST_OPTION = struct.Struct("!4sII")  # _TS_FAST, TSval, TSecr
 
 
 class TCPOptions(NamedTuple):
@@ -87,7 +88,7 @@ def parse_options(data: Buffer, start: int, end: int) -> TCPOptions:
     A known option with a wrong length is ignored, as Linux and FreeBSD do.
     """
     if end - start == 12 and data[start:start + 4] == _TS_FAST:
-        return TCPOptions(timestamp=_TS.unpack_from(data, start + 4))
+        return TCPOptions(None, None, False, (), _TS.unpack_from(data, start + 4))
     mss = wscale = None
     sack_ok = False
     blocks: tuple[tuple[int, int], ...] = ()
@@ -128,6 +129,11 @@ def parse_options(data: Buffer, start: int, end: int) -> TCPOptions:
     return TCPOptions(mss, wscale, sack_ok, blocks, ts, fastopen, experimental)
 
 
+def timestamp_option(tsval: int, tsecr: int) -> bytes:
+    """NOP NOP TS (RFC 7323 appendix A layout): the options of a common data segment."""
+    return _TS_FAST_OPTION.pack(_TS_FAST, tsval, tsecr)
+
+
 def build_options(opts: TCPOptions, syn_order: str = "linux") -> bytes:
     """Encode options padded with NOPs to a multiple of four bytes.
 
@@ -136,7 +142,7 @@ def build_options(opts: TCPOptions, syn_order: str = "linux") -> bytes:
     """
     if opts.timestamp is not None and opts.mss is None and not opts.sack_blocks \
             and opts.fastopen is None and opts.wscale is None and not opts.sack_permitted:
-        return _TS_FAST + _TS.pack(*opts.timestamp)  # the common data segment: NOP NOP TS
+        return timestamp_option(*opts.timestamp)  # the common data segment: NOP NOP TS
     if syn_order == "freebsd":
         return _freebsd_layout(opts)
     out = bytearray()

@@ -16,7 +16,6 @@ from ustack.transport.tcp.seqnum import MASK, lt, unwrap
 from ustack.transport.tcp.state import RECEIVING, State
 from ustack.waiter import READABLE, WRITABLE
 from ustack.wire.errors import DropReason
-from ustack.wire.proto import IPProto
 
 if TYPE_CHECKING:
     from ustack.transport.tcp.endpoint import TCPEndpoint
@@ -34,14 +33,17 @@ def handle_packet(ep: TCPEndpoint, pkt: PacketBuffer) -> None:
         return
     ep.stack.stats.counters["tcp.in_segs"] += 1
     state = ep.state
-    if state is State.LISTEN:
+    if state is State.ESTABLISHED:  # the common case, before the rarer states below
+        ecn.on_segment(ep, seg, pkt.tos)
+        synchronized(ep, seg)
+    elif state is State.LISTEN:
         assert ep.listener is not None
         ep.listener.on_segment(seg, pkt)
     elif state is State.SYN_SENT:
         _syn_sent(ep, seg)
     elif state is State.TIME_WAIT and _time_wait_reuse(ep, seg):
         # the 4-tuple is free now: the SYN goes to the listener, if there is one
-        ep.stack.deliver_transport_packet(IPProto.TCP, pkt)
+        ep.protocol.reopen_after_time_wait(ep, pkt)
         return
     elif state is State.TIME_WAIT and ep.config.time_wait_policy == "freebsd":
         _time_wait_freebsd(ep, seg)
@@ -191,9 +193,6 @@ def synchronized(ep: TCPEndpoint, seg: Segment) -> None:
     # not whatever arrives with the 4-tuple (Linux updates rcv_tstamp in tcp_ack)
     ep.last_recv = now
     ep.keepalive_probes = 0
-    if ts is not None and seq <= ep.last_ack_sent:  # RFC 7323 4.3 (2)
-        ep.ts_recent = ts[0]
-        ep.ts_recent_time = now
     ack = unwrap(seg.ack, s.snd_una)
     if ep.state is State.SYN_RECEIVED:
         # (against the ISS, not SND.UNA: a child the full accept queue kept half-open
@@ -305,6 +304,11 @@ def _process_ack(ep: TCPEndpoint, seg: Segment, seq: int, ack: int,
         stats.count("tcp.bad_ack")
         ep.send_challenge_ack()
         return False
+    if ts is not None and seq <= ep.last_ack_sent:
+        # RFC 7323 4.3 (2), once the ACK passed its checks (Linux: FLAG_UPDATE_TS_RECENT
+        # in tcp_ack): a dropped segment must not move TS.Recent and so PAWS
+        ep.ts_recent = ts[0]
+        ep.ts_recent_time = ep.clock.now()
     if ack < s.snd_una:
         return True  # an old duplicate ACK: ignore it, but take the data
     blocks: list[tuple[int, int]] = []

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ustack.transport.tcp.sendmap import SentSegment
 
 
-@dataclass
+@dataclass(slots=True)
 class RateSample:
     delivered: int = 0  # bytes delivered over the interval
     interval: float = 0.0

@@ -64,14 +64,15 @@ class Receiver:
         accepted (:meth:`acceptable_end`)."""
         if self.policy == "freebsd":
             return self._window_freebsd(scaled)
-        free = max(0, self.rcvbuf - self.buffered)
-        right = self.rcv_nxt + free
-        if right - self.rcv_adv < min(self.rcvbuf // 2, self.mss):
-            right = max(self.rcv_adv, self.rcv_nxt)  # no silly growth; no shrinking
+        rcvbuf, nxt, adv = self.rcvbuf, self.rcv_nxt, self.rcv_adv
+        right = nxt + rcvbuf - self.buffered if rcvbuf > self.buffered else nxt
+        if right - adv < min(rcvbuf // 2, self.mss):
+            right = adv if adv > nxt else nxt  # no silly growth; no shrinking
         shift = self.wscale if scaled else 0
-        wnd = min(right - self.rcv_nxt, 0xFFFF << shift)
+        wnd = min(right - nxt, 0xFFFF << shift)
         wnd = (wnd >> shift) << shift
-        self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + wnd)
+        if nxt + wnd > adv:
+            self.rcv_adv = nxt + wnd
         return wnd
 
     def _window_freebsd(self, scaled: bool) -> int:

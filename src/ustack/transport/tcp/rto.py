@@ -22,15 +22,24 @@ def sample(est: RTTEstimate, rtt: float, granularity: float, min_rto: float,
            max_rto: float, slop: float = 0.0) -> RTTEstimate:
     """Fold one RTT measurement in (RFC 6298 2.2 for the first, 2.3 after). ``slop`` is
     added to the result (FreeBSD's tcp_rexmit_slop, 200 ms: room for delayed ACKs)."""
-    rtt = max(rtt, 1e-6)
-    if est.srtt == 0.0:
+    # (runs on every timed ACK: plain comparisons rather than calls to min/max/abs)
+    if rtt < 1e-6:
+        rtt = 1e-6
+    srtt = est.srtt
+    if srtt == 0.0:
         srtt, rttvar = rtt, rtt / 2
     else:
-        rttvar = (1 - BETA) * est.rttvar + BETA * abs(est.srtt - rtt)
-        srtt = (1 - ALPHA) * est.srtt + ALPHA * rtt
-    rto = srtt + max(granularity, K * rttvar)
-    rto = min(max(rto, min_rto) + slop, max_rto)  # RFC 6298 2.4 and 2.5
-    min_rtt = rtt if est.min_rtt == 0.0 else min(est.min_rtt, rtt)
+        error = srtt - rtt
+        rttvar = (1 - BETA) * est.rttvar + BETA * (error if error >= 0 else -error)
+        srtt = (1 - ALPHA) * srtt + ALPHA * rtt
+    variation = K * rttvar
+    rto = srtt + (variation if variation > granularity else granularity)
+    rto = (rto if rto > min_rto else min_rto) + slop
+    if rto > max_rto:  # RFC 6298 2.4 and 2.5
+        rto = max_rto
+    min_rtt = est.min_rtt
+    if min_rtt == 0.0 or rtt < min_rtt:
+        min_rtt = rtt
     return RTTEstimate(srtt, rttvar, rto, min_rtt, rtt)
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import struct
+
 from ustack.buffer import PacketBuffer
 from ustack.route import Route
 from ustack.wire import checksum
@@ -10,6 +12,8 @@ from ustack.wire import tcp as wire
 from ustack.wire.proto import IPProto
 from ustack.wire.tcp import ACK, FIN, PSH, RST, SYN, TCPHeader, TCPOptions
 
+_CHECKSUM = struct.Struct("!H")
+_TCP = IPProto.TCP  # (read per segment: an enum member lookup costs ~90 ns on 3.11)
 FLAG_NAMES = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "."))
 
 
@@ -59,16 +63,21 @@ def build(route: Route, sport: int, dport: int, seq: int, ack: int, flags: int,
     hlen = wire.MIN_HEADER_LEN + len(options)
     pkt = PacketBuffer(route.max_header_length + hlen, payload)
     header = pkt.prepend(hlen)
-    wire.build_header_into(header, 0, src_port=sport, dst_port=dport, seq=seq, ack=ack,
-                           flags=flags, window=window, options=options)
     total = hlen + len(payload)
-    initial = checksum.pseudo_header_sum(route.local_addr, route.remote_addr, IPProto.TCP, total)
+    # the pseudo-header (RFC 9293 3.1): the route's addresses, summed once per route
+    initial = checksum.combine(route.address_sum, _TCP + (total >> 16) + (total & 0xFFFF))
     if route.checksum_offload:
-        header[16:18] = initial.to_bytes(2, "big")
+        value = initial  # the link finishes it (the virtio NEEDS_CSUM convention)
         pkt.csum_partial = (total, 16)
     else:
+        value = 0
+    wire.HEADER.pack_into(header, 0, sport, dport, seq, ack, (hlen // 4) << 4, flags, window,
+                          value, 0)
+    if options:
+        header[wire.MIN_HEADER_LEN:] = options
+    if not route.checksum_offload:
         value = checksum.checksum(payload, checksum.ones_sum(header, initial))
-        header[16:18] = value.to_bytes(2, "big")
+        _CHECKSUM.pack_into(header, 16, value)
     if gso_size and len(payload) > gso_size:
         pkt.gso_size = gso_size
     return pkt

@@ -195,26 +195,30 @@ class Sender:
         acked = ack - self.snd_una
         fin_acked = self.fin_seq is not None and ack > self.fin_seq
         rs = RateSample()
+        rate = self.rate
         rtt_sample = 0.0
-        flight_before = self.flight
+        flight_before = self.snd_max - self.snd_una
         done: list[SentSegment] = []
         if acked > 0:
             done = self.sendmap.ack(ack)
             for seg in done:
                 if not seg.sacked:
-                    self.rate.on_delivered(seg, rs, now)
-            # Karn: time only segments that were never retransmitted.
-            clean = [seg for seg in done if seg.xmits == 1]
-            if clean:
-                rtt_sample = now - clean[-1].sent_at
-            elif ts_ecr_rtt > 0:
-                rtt_sample = ts_ecr_rtt  # RFC 7323 RTTM is unambiguous
+                    rate.on_delivered(seg, rs, now)
+            # Karn: time only segments that were never retransmitted (the latest such).
+            for seg in reversed(done):
+                if seg.xmits == 1:
+                    rtt_sample = now - seg.sent_at
+                    break
+            else:
+                if ts_ecr_rtt > 0:
+                    rtt_sample = ts_ecr_rtt  # RFC 7323 RTTM is unambiguous
             self.snd_una = ack
             if self.snd_nxt < ack:
                 self.snd_nxt = ack
-            data_acked = acked - (1 if fin_acked else 0)
-            self.buffer.release(min(ack, self.buffer.end))
-            self.bytes_acked += max(0, data_acked)
+            data_acked = acked - 1 if fin_acked else acked
+            self.buffer.release(ack if ack < self.buffer.end else self.buffer.end)
+            if data_acked > 0:
+                self.bytes_acked += data_acked
             self.backoffs = 0
         sacked = 0
         newly_sacked: list[SentSegment] = []
@@ -222,15 +226,17 @@ class Sender:
             newly_sacked = self.sendmap.sack(sack_blocks)
             for seg in newly_sacked:
                 sacked += seg.length
-                self.rate.on_delivered(seg, rs, now)
+                rate.on_delivered(seg, rs, now)
         if rtt_sample > 0:
-            self.rtt = rto.sample(self.rtt, rtt_sample, self.config.clock_granularity,
-                                  self.ep.min_rto, self.config.max_rto, self.config.rto_slop)
-        self.rate.finish(rs, self.rtt.min_rtt)
+            config = self.config
+            self.rtt = rto.sample(self.rtt, rtt_sample, config.clock_granularity,
+                                  self.ep.min_rto, config.max_rto, config.rto_slop)
+        rate.finish(rs, self.rtt.min_rtt)
         self._update_window(window, seq, ack)
-        event = AckEvent(now, max(acked, 0), sacked, dupack_candidate and acked <= 0
-                         and (self.flight > 0), flight_before, rtt_sample, done, newly_sacked,
-                         dsack)
+        newly_acked = acked if acked > 0 else 0
+        event = AckEvent(now, newly_acked, sacked, dupack_candidate and acked <= 0
+                         and self.snd_max > self.snd_una, flight_before, rtt_sample, done,
+                         newly_sacked, dsack)
         in_recovery = self.recovery.in_recovery
         if dsack:
             self.stats.count("tcp.dsack_received")
@@ -242,7 +248,7 @@ class Sender:
             self.recovery.on_ack(event)
             if acked > 0 or sacked:
                 cc.on_sample(AckSample(
-                    now, rs, self.rate.delivered, max(acked, 0) + sacked,
+                    now, rs, rate.delivered, newly_acked + sacked,
                     sm.lost_total - lost_before, sm.pipe(self.flight), prior_inflight,
                     rs.rtt if rs.prior_time else rtt_sample, self.rtt.min_rtt, self.rtt.srtt,
                     self.recovery.in_recovery))
@@ -251,10 +257,10 @@ class Sender:
         # (RFC 3168 6.1.2: an ACK echoing congestion (ECE) never grows the window)
         if acked > 0 and not in_recovery and not self.recovery.in_recovery and \
                 not self.ep.ecn.echoed:
-            cc.on_ack(acked, now, rtt_sample or self.rtt.srtt, self.flight)
+            cc.on_ack(acked, now, rtt_sample or self.rtt.srtt, self.snd_max - self.snd_una)
         if acked > 0 or sacked:
             self._restart_rto()
-        return max(acked, 0)
+        return newly_acked
 
     def _update_window(self, window: int, seq: int, ack: int) -> None:
         """RFC 9293 3.10.7.4: take the window from newer segments only (SND.WL1/WL2)."""
