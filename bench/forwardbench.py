@@ -154,11 +154,18 @@ def run(seconds: float) -> list[dict[str, object]]:
     return rows
 
 
+def number(row: dict[str, object], key: str) -> float:
+    """A numeric column of a result row (the rows mix numbers and strings)."""
+    value = row[key]
+    assert isinstance(value, int | float), (key, value)
+    return float(value)
+
+
 def table(rows: list[dict[str, object]]) -> str:
     lines = ["| test | ustack | pasta | slirp4netns | ustack/pasta | ustack/slirp4netns | "
              "CPU ustack / pasta / slirp4netns |", "|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        u, p, s = (float(r[k]) for k in ("ustack", "pasta", "slirp4netns"))  # type: ignore[arg-type]
+        u, p, s = (number(r, k) for k in ("ustack", "pasta", "slirp4netns"))
         lines.append(f"| {r['test']} | {u:.0f} {r['unit']} | {p:.0f} | {s:.0f} | "
                      f"{u / p if p else 0:.2f} | {u / s if s else 0:.2f} | "
                      f"{r['ustack_cpu']:.0%} / {r['pasta_cpu']:.0%} / "

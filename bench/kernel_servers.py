@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import cast
 
 
 class UDPEcho(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+        # a datagram endpoint's transport; CPython's selector one is no DatagramTransport subclass
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.transport.sendto(data, addr)

@@ -58,7 +58,7 @@ def test_multiline_code_and_comments_keep_line_numbers() -> None:
 ])
 def test_times(text: str, spec: TimeSpec) -> None:
     (pkt,) = events(f"{text} > . 1:1(0) ack 1")
-    assert pkt.time == spec  # type: ignore[attr-defined]
+    assert isinstance(pkt, TcpPacket) and pkt.time == spec
 
 
 def test_tcp_packet_fields() -> None:

@@ -59,7 +59,7 @@ async def serve(guest: Guest, net: GuestNetwork, *, timeout: float = 60) -> dict
     stack = Stack(RealClock(loop))
     stack.create_nic(guest.tap, "guest")
     stack.add_address("guest", f"{net.gateway4}/{net.prefix4}")
-    stack.add_address("guest", f"{net.gateway6}/{net.prefix6}")
+    stack.add_address("guest", f"{net.gateway6}/{net.prefix6}", dad=False)
     guest.tap.start(loop)
     guest.start()
     try:

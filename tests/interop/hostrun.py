@@ -63,10 +63,12 @@ class Host:
         self.proc = proc
 
     def ss(self) -> dict[str, list[dict[str, object]]]:
-        return control.query(self.control, "ss")  # type: ignore[no-any-return]
+        sockets: dict[str, list[dict[str, object]]] = control.query(self.control, "ss")
+        return sockets
 
     def stats(self) -> dict[str, dict[str, int]]:
-        return control.query(self.control, "stats")  # type: ignore[no-any-return]
+        counters: dict[str, dict[str, int]] = control.query(self.control, "stats")
+        return counters
 
 
 def host_args(ns: str, index: int, mtu: int) -> list[str]:

@@ -16,13 +16,15 @@ import http.server
 import socket
 import sys
 import threading
+from typing import Any, cast
 
 PATTERN = bytes(range(256)) * 4096  # 1 MiB
 
 
 class DNS(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+        # not an isinstance check: 3.11's _SelectorDatagramTransport is no DatagramTransport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) < 12:
@@ -79,8 +81,11 @@ def http_thread(root: str) -> None:
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             super().server_bind()
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    handler = functools.partial(QuietHandler, directory=root)
     server = Server(("::", 80), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 

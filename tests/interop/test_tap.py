@@ -150,7 +150,7 @@ def make_stack(loop: asyncio.AbstractEventLoop, tap: TapEndpoint) -> Stack:
     stack = Stack(clock)
     stack.create_nic(tap, "tap0")
     stack.add_address("tap0", f"{USTACK4}/24")
-    stack.add_address("tap0", f"{USTACK6}/64")
+    stack.add_address("tap0", f"{USTACK6}/64", dad=False)
     tap.start(loop)
     return stack
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from ustack.clock import VirtualClock
 from ustack.forward.config import GuestNetwork
-from ustack.forward.dns import Address
+from ustack.forward.dhcp import DHCPServer, Lease
+from ustack.forward.dns import Address, DNSForwarder, ErrorHandler, ResponseHandler
 from ustack.forward.services import GuestServices
 from ustack.link.channel import ChannelEndpoint
 from ustack.nic import NIC
@@ -23,7 +24,7 @@ class FakeUpstream:
     sent: list[tuple[bytes, Address]] = field(default_factory=list)
     closed: bool = False
 
-    def start(self, on_response: object, on_error: object) -> None:
+    def start(self, on_response: ResponseHandler, on_error: ErrorHandler) -> None:
         self.on_response = on_response
         self.on_error = on_error
 
@@ -31,7 +32,7 @@ class FakeUpstream:
         self.sent.append((data, server))
 
     def reply(self, data: bytes, server: Address) -> None:
-        self.on_response(data, server)  # type: ignore[operator]
+        self.on_response(data, server)
 
     def close(self) -> None:
         self.closed = True
@@ -49,6 +50,23 @@ class GuestLink:
     net: GuestNetwork
     services: GuestServices
     upstream: FakeUpstream
+
+    @property
+    def dhcp(self) -> DHCPServer:
+        """The gateway's DHCPv4 server (on unless the test's GuestNetwork turned it off)."""
+        assert self.services.dhcp is not None, "no DHCPv4 server on this link"
+        return self.services.dhcp
+
+    def dhcp_lease(self) -> Lease | None:
+        """The DHCPv4 server's lease now (a call, so mypy does not keep an earlier
+        ``is not None`` narrowing after the exchanges that change it)."""
+        return self.dhcp.lease
+
+    @property
+    def dns(self) -> DNSForwarder:
+        """The gateway's DNS forwarder (on unless the test turned it off)."""
+        assert self.services.dns is not None, "no DNS forwarder on this link"
+        return self.services.dns
 
     def run(self, seconds: float) -> None:
         self.clock.advance(seconds)

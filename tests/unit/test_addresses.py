@@ -43,7 +43,7 @@ def test_rfc1122_loopback_source_from_a_wire_is_dropped(pair: StackPair) -> None
 
 
 def test_rfc6724_rule8_longest_matching_prefix(pair: StackPair) -> None:
-    pair.b.add_address("eth0", "2001:db8:1::2/64")
+    pair.b.add_address("eth0", "2001:db8:1::2/64", dad=False)
     pair.b.add_route("default6", "fd00::1", "eth0")
     nic = pair.nic_b
     assert nic.primary_address(16, packed("2001:db8:1:5::9")) == packed("2001:db8:1::2")

@@ -22,8 +22,8 @@ def _two_stacks(loop: asyncio.AbstractEventLoop) -> tuple[Stack, Stack]:
     b.create_nic(lb, "eth0")
     a.add_address("eth0", "10.0.0.1/24")
     b.add_address("eth0", "10.0.0.2/24")
-    a.add_address("eth0", "fd00::1/64")
-    b.add_address("eth0", "fd00::2/64")
+    a.add_address("eth0", "fd00::1/64", dad=False)
+    b.add_address("eth0", "fd00::2/64", dad=False)
     return a, b
 
 
@@ -129,10 +129,11 @@ def test_datagram_endpoint_echo() -> None:
 
         class Echo(asyncio.DatagramProtocol):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                assert isinstance(transport, asyncio.DatagramTransport)
                 self.t = transport
 
             def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-                self.t.sendto(data.upper(), addr)  # type: ignore[attr-defined]
+                self.t.sendto(data.upper(), addr)
 
         class Client(asyncio.DatagramProtocol):
             def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:

@@ -8,8 +8,20 @@ import socket
 
 import pytest
 
-from tests.unit.stackframes import ARP, UDP, Ether, frames, inject, mac_text, packed, record
+from tests.unit.stackframes import (
+    ARP,
+    UDP,
+    Ether,
+    Packet,
+    frames,
+    inject,
+    mac_text,
+    packed,
+    record,
+)
+from ustack.network.neighbor import NeighborState
 from ustack.nic import NIC
+from ustack.socket import DatagramSocket
 from ustack.testing.pair import StackPair
 
 BCAST = "ff:ff:ff:ff:ff:ff"
@@ -25,25 +37,26 @@ def cached(nic: NIC, addr: str) -> bytes | None:
     return None
 
 
-def arp_frames(pair: StackPair, side: str = "a") -> list[Ether]:
+def arp_frames(pair: StackPair, side: str = "a") -> list[Packet]:
     return frames(pair.link_a if side == "a" else pair.link_b, ARP)
 
 
-def udp_socket(pair: StackPair, side: str = "a") -> socket.socket:
+def udp_socket(pair: StackPair, side: str = "a") -> DatagramSocket:
     stack = pair.a if side == "a" else pair.b
     sock = stack.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    assert isinstance(sock, DatagramSocket)
     sock.settimeout(1.0)
-    return sock  # type: ignore[no-any-return]
+    return sock
 
 
-def receiver(pair: StackPair, port: int = 5000) -> socket.socket:
+def receiver(pair: StackPair, port: int = 5000) -> DatagramSocket:
     sock = udp_socket(pair, "b")
     sock.bind(("10.0.0.2", port))
     sock.setblocking(False)
     return sock
 
 
-def drain(sock: socket.socket) -> list[bytes]:
+def drain(sock: DatagramSocket) -> list[bytes]:
     out = []
     while True:
         try:
@@ -101,25 +114,33 @@ def test_cache_is_reused_without_new_requests(pair: StackPair) -> None:
 
 
 def test_stale_entry_is_probed_by_unicast_and_reconfirmed(pair: StackPair) -> None:
+    """RFC 4861 7.3.3 (as Linux does for ARP): sending to a STALE entry starts DELAY;
+    a unicast probe follows DELAY_FIRST_PROBE_TIME later, and the reply confirms it."""
     rx = receiver(pair)
     tx = udp_socket(pair)
     tx.sendto(b"first", ("10.0.0.2", 5000))
     pair.run(0.01)
-    reachable = pair.a.neighbor_config.reachable_time
-    pair.run(reachable + 1.0)
+    cache = pair.nic_a.neighbor_cache()
+    assert cache is not None
+    pair.run(cache.reachable_time + 1.0)
+    assert cache.state(packed("10.0.0.2")) is NeighborState.STALE
     record(pair)
     tx.sendto(b"stale", ("10.0.0.2", 5000))
     pair.run(0.01)
     b_mac = mac_text(pair.link_b.link_address)
+    assert arp_frames(pair, "a") == []  # no probe yet: DELAY
+    assert cache.state(packed("10.0.0.2")) is NeighborState.DELAY
+    (data,) = frames(pair.link_a, UDP)  # the stale entry is still used meanwhile
+    assert data.dst == b_mac
+    pair.run(cache.config.delay_first_probe_time)
     (probe,) = arp_frames(pair, "a")
     assert probe.dst == b_mac  # unicast to the cached address, not broadcast
     assert probe[ARP].op == 1 and probe[ARP].pdst == "10.0.0.2"
-    (data,) = frames(pair.link_a, UDP)  # the stale entry is still used meanwhile
-    assert data.dst == b_mac
     assert [f[ARP].op for f in arp_frames(pair, "b")] == [2]
+    assert cache.state(packed("10.0.0.2")) is NeighborState.REACHABLE
     record(pair)
     tx.sendto(b"fresh", ("10.0.0.2", 5000))
-    pair.run(0.01)
+    pair.run(cache.config.delay_first_probe_time + 1.0)
     assert arp_frames(pair, "a") == []  # reconfirmed by the reply: no more probing
     assert drain(rx) == [b"first", b"stale", b"fresh"]
 
@@ -129,22 +150,28 @@ def test_stale_entry_is_forgotten_after_unanswered_probes(pair: StackPair) -> No
     tx.sendto(b"first", ("10.0.0.2", 5000))
     pair.run(0.01)
     pair.link_b.up = False  # b hears a, but its answers are lost from now on
-    cfg = pair.a.neighbor_config
-    pair.run(cfg.reachable_time + 1.0)
+    cache = pair.nic_a.neighbor_cache()
+    assert cache is not None
+    cfg = cache.config
+    pair.run(cache.reachable_time + 1.0)
     record(pair)
-    for _ in range(cfg.max_probes):
-        tx.sendto(b"x", ("10.0.0.2", 5000))
-        tx.sendto(b"y", ("10.0.0.2", 5000))  # at most one probe per retransmit interval
-        pair.run(cfg.retrans_time)
+    tx.sendto(b"x", ("10.0.0.2", 5000))
+    pair.run(cfg.delay_first_probe_time - 0.5)
+    assert arp_frames(pair, "a") == []
+    for _ in range(cfg.max_unicast_probes):
+        tx.sendto(b"y", ("10.0.0.2", 5000))  # sending in PROBE adds no probe
+        pair.run(cache.retrans_time)
+    pair.run(1.0)
     probes = arp_frames(pair, "a")
-    assert len(probes) == cfg.max_probes
+    assert len(probes) == cfg.max_unicast_probes
     assert all(p.dst == mac_text(pair.link_b.link_address) for p in probes)
+    assert pair.a.stats["arp.neighbor_expired"] == 1
+    assert cached(pair.nic_a, "10.0.0.2") is None  # removed (RFC 4861 7.3.3)
     record(pair)
     tx.sendto(b"z", ("10.0.0.2", 5000))
     pair.run(0.01)
     (fresh,) = arp_frames(pair, "a")
     assert fresh.dst == BCAST  # resolved afresh
-    assert pair.a.stats["arp.neighbor_expired"] == 1
     assert cached(pair.nic_a, "10.0.0.2") == b""  # INCOMPLETE, holding the datagram
     assert frames(pair.link_a, UDP) == []
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from typing import Any
 
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
@@ -36,10 +37,11 @@ def start_client(link: GuestLink) -> tuple[DHCPClient, list[Lease]]:
 
 def sent_messages(link: GuestLink) -> list[tuple[int, str, str]]:
     """(DHCP message type, IP source, IP destination) of what the guest sent."""
-    out = []
+    out: list[tuple[int, str, str]] = []
     for frame in map(Ether, link.link_guest.written or []):
         if frame.haslayer(BOOTP):
-            kind = dict(o for o in frame[DHCP].options if isinstance(o, tuple))["message-type"]
+            options: dict[str, Any] = dict(o for o in frame[DHCP].options if isinstance(o, tuple))
+            kind = options["message-type"]
             out.append((kind, frame[IP].src, frame[IP].dst))
     return out
 
@@ -118,7 +120,7 @@ def test_nak_at_renewal_unconfigures_and_starts_over() -> None:
     client, leases = start_client(link)
     link.run(1.0)
     other = ipaddress.IPv4Address("10.0.2.15").packed
-    link.services.dhcp.address = other  # the server changed its mind
+    link.dhcp.address = other  # the server changed its mind
     link.run(1800.0)
     assert link.guest.stats["dhcp_client.nak"] == 1
     assert not link.nic_guest.has_address(GUEST4)
@@ -134,12 +136,12 @@ def test_release_gives_the_address_back() -> None:
     link = make_guest_link()
     client, _ = start_client(link)
     link.run(1.0)
-    assert link.services.dhcp.lease is not None
+    assert link.dhcp_lease() is not None
     link.record()
     client.close(release=True)
     link.run(1.0)
     assert sent_messages(link) == [(7, "10.0.2.100", "10.0.2.2")]
-    assert link.services.dhcp.lease is None
+    assert link.dhcp_lease() is None
     assert not link.nic_guest.has_address(GUEST4)
     assert DEFAULT not in link.guest.routes.entries()
     assert [d for d in link.guest.dns_servers if len(d) == 4] == []  # DHCP's are gone

@@ -133,7 +133,7 @@ def test_request_when_selecting_is_acknowledged(link: GuestLink) -> None:
     opts = options_of(ack)
     assert opts["message-type"] == wire.ACK
     check_configuration(opts)
-    lease = link.services.dhcp.lease
+    lease = link.dhcp_lease()
     assert lease is not None and lease.client == CLIENT_ID and lease.chaddr == CLIENT_HW
     assert lease.expires == pytest.approx(link.clock.now() - 0.1 + 3600)
 
@@ -157,7 +157,7 @@ def test_request_for_a_wrong_address_is_refused_by_broadcast(link: GuestLink,
     opts = options_of(nak)
     assert opts["message-type"] == wire.NAK and opts["server_id"] == "10.0.2.2"
     assert "lease_time" not in opts and "router" not in opts  # RFC 2131 table 3
-    assert link.services.dhcp.lease is None
+    assert link.dhcp_lease() is None
 
 
 def test_init_reboot_for_the_right_address_is_acknowledged(link: GuestLink) -> None:
@@ -207,12 +207,12 @@ def test_inform_is_acknowledged_without_a_lease(link: GuestLink) -> None:
 def test_release_and_decline_forget_the_lease_silently(link: GuestLink, kind: str) -> None:
     exchange(link, client_frame([("message-type", "request"), ("server_id", "10.0.2.2"),
                                  ("requested_addr", "10.0.2.100")]))
-    assert link.services.dhcp.lease is not None
+    assert link.dhcp_lease() is not None
     message = client_frame([("message-type", kind), ("server_id", "10.0.2.2")],
                            src="10.0.2.100", dst="10.0.2.2", eth_dst=mac_of(link), flags=0,
                            ciaddr="10.0.2.100")
     assert exchange(link, message) == []
-    assert link.services.dhcp.lease is None
+    assert link.dhcp_lease() is None
     assert link.gateway.stats[f"dhcp.rx_{kind}"] == 1
 
 

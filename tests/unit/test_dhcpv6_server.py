@@ -136,6 +136,7 @@ def test_solicit_with_rapid_commit_gets_a_reply(link: GuestLink) -> None:
 def test_second_ia_na_is_told_no_addresses(link: GuestLink) -> None:
     [reply] = exchange(link, solicit() / DHCP6OptIA_NA(iaid=8))
     second = reply.getlayer(DHCP6OptIA_NA, 2)
+    assert second is not None
     assert second.iaid == 8 and not second.haslayer(DHCP6OptIAAddress)
     assert status_of(second)[0] == wire.NO_ADDRS_AVAIL
 

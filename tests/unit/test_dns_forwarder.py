@@ -24,7 +24,7 @@ SECOND: Address = ("2001:db8::53", 53)
 def setup(servers: list[Address] | None = None) -> tuple[GuestLink, UDPEndpoint]:
     link = make_guest_link(dns_servers=servers)
     link.guest.add_address(link.nic_guest.id, "10.0.2.100/24")
-    link.guest.add_address(link.nic_guest.id, "fd00:0:0:2::100/64")
+    link.guest.add_address(link.nic_guest.id, "fd00:0:0:2::100/64", dad=False)
     link.run(1.0)
     ep = UDPEndpoint(link.guest, 4)
     ep.bind(bytes(4), 5353)
@@ -63,7 +63,7 @@ def test_query_is_relayed_with_a_new_id_and_the_answer_comes_back() -> None:
     [reply] = received(ep)
     assert reply.id == 0x1111 and reply.qr == 1
     assert reply.an[0].rdata == "192.0.2.1"
-    assert link.services.dns.pending == {}
+    assert link.dns.pending == {}
     stats = link.gateway.stats
     assert (stats["dns.rx_query"], stats["dns.tx_upstream"], stats["dns.rx_upstream"],
             stats["dns.tx_answer"]) == (1, 1, 1, 1)
@@ -109,7 +109,7 @@ def test_guest_retransmission_reuses_the_pending_query() -> None:
     link.run(0.1)
     (first, _), (again, _) = link.upstream.sent
     assert first == again
-    assert len(link.services.dns.pending) == 1
+    assert len(link.dns.pending) == 1
     assert link.gateway.stats["dns.retransmit"] == 1
 
 
@@ -126,7 +126,7 @@ def test_timeout_moves_to_the_next_server_then_servfail() -> None:
     [reply] = received(ep)
     assert (reply.id, reply.qr, reply.rcode, reply.rd, reply.ra) == (0x4444, 1, 2, 1, 1)
     assert reply.qd[0].qname == b"example.org." and reply.ancount == 0
-    assert link.services.dns.pending == {}
+    assert link.dns.pending == {}
     assert link.gateway.stats["dns.upstream_timeout"] == 2
     assert link.gateway.stats["dns.servfail_timeout"] == 1
     # an answer that comes too late is dropped
@@ -163,7 +163,7 @@ def test_stray_or_spoofed_answers_are_dropped(forge: str) -> None:
     link.upstream.reply(data, server)
     link.run(0.1)
     assert received(ep) == []
-    assert len(link.services.dns.pending) == 1  # the real answer may still come
+    assert len(link.dns.pending) == 1  # the real answer may still come
     assert link.gateway.stats["dns_upstream.drop.not_for_us"] == 1
 
 
@@ -189,7 +189,7 @@ def test_other_opcodes_get_notimp() -> None:
 
 def test_pending_queries_are_bounded() -> None:
     link, ep = setup()
-    link.services.dns.max_pending = 3
+    link.dns.max_pending = 3
     for ident in range(5):
         ep.sendto(query(ident), (GW4, 53))
     link.run(0.1)
@@ -221,6 +221,6 @@ def test_close_stops_the_upstream_and_forgets_pending_queries() -> None:
     link.run(0.1)
     link.services.close()
     assert link.upstream.closed
-    assert link.services.dns.pending == {}
+    assert link.dns.pending == {}
     link.run(10.0)  # no timer is left behind
     assert received(ep) == []

@@ -6,7 +6,7 @@ gateway, which relays through a kernel UDP socket to a stub server on 127.0.0.1
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 
@@ -26,7 +26,8 @@ class StubServer(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # a datagram endpoint's transport; CPython's selector one is no DatagramTransport subclass
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         asked = DNS(data)
@@ -62,6 +63,7 @@ async def scenario() -> tuple[DNS, list[int], int]:
     services.start()
     transport, collector = await aio.create_datagram_endpoint(
         guest, Collector, remote_addr=("10.0.2.2", 53))
+    assert isinstance(collector, Collector)
     try:
         transport.sendto(bytes(DNS(id=0xABCD, rd=1, qd=DNSQR(qname="host.example"))))
         data = await asyncio.wait_for(collector.answers.get(), 5.0)

@@ -58,7 +58,7 @@ def make_stack(loop: asyncio.AbstractEventLoop, link: QemuStreamEndpoint, index:
     stack = Stack(RealClock(loop), seed=index)
     stack.create_nic(link, "eth0")
     stack.add_address("eth0", f"10.0.0.{index}/24")
-    stack.add_address("eth0", f"fd00::{index}/64")
+    stack.add_address("eth0", f"fd00::{index}/64", dad=False)
     link.start(loop)
     return stack
 

@@ -9,9 +9,12 @@ import socket
 import struct
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-from scapy.all import ICMP, IP, UDP, Ether, rdpcap  # type: ignore[attr-defined]
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.utils import rdpcap
 
 from ustack.buffer import PacketBuffer
 from ustack.clock import VirtualClock
@@ -65,9 +68,9 @@ class Sniffed:
         return self.all_records()[self.skip:]
 
 
-def recording_pair(**kwargs: object) -> tuple[StackPair, Sniffed]:
+def recording_pair(**kwargs: Any) -> tuple[StackPair, Sniffed]:
     sniffed = Sniffed()
-    pair = make_pair(wrap_a=sniffed, **kwargs)  # type: ignore[arg-type]
+    pair = make_pair(wrap_a=sniffed, **kwargs)
     pair.link_a.written = []
     pair.link_b.written = []
     sniffed.skip = len(sniffed.all_records())  # start-up chatter is not what we look at

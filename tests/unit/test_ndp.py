@@ -25,6 +25,8 @@ from ustack.wire import icmp6
 from ustack.wire import ndp as ndp_wire
 from ustack.wire.proto import EtherType
 
+#: an autoconfigured address is tentative for DupAddrDetectTransmits x RetransTimer (1 s)
+DAD_TIME = 1.01
 ROUTER_MAC = "02:00:00:00:aa:01"
 ROUTER_LL = "fe80::1"
 PREFIX = "2001:db8:1::"
@@ -291,7 +293,7 @@ def test_rfc4861_6_3_7_no_more_solicitations_once_a_router_advertised() -> None:
 def test_rfc4862_slaac_router_advertisement_configures_the_host(pair: StackPair) -> None:
     inject(pair.link_b, router_advertisement(prefixes=(prefix(),), mtu=1400,
                                              dns=("2001:db8::53",)))
-    pair.run(0.01)
+    pair.run(DAD_TIME)
     b_mac = pair.link_b.link_address
     address = slaac_address(PREFIX, b_mac)
     assert pair.nic_b.has_address(address)
@@ -311,7 +313,7 @@ def test_rfc4862_slaac_router_advertisement_configures_the_host(pair: StackPair)
 def test_rfc4861_6_3_4_mtu_option_limits_the_packets_sent(pair: StackPair) -> None:
     for link in (pair.link_a, pair.link_b):
         inject(link, router_advertisement(prefixes=(prefix(),), mtu=1400))
-    pair.run(0.01)
+    pair.run(DAD_TIME)
     a_addr = str(ipaddress.ip_address(slaac_address(PREFIX, pair.link_a.link_address)))
     rx = pair.a.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     rx.bind((a_addr, 5000))
@@ -328,7 +330,7 @@ def test_rfc4861_6_3_4_mtu_option_limits_the_packets_sent(pair: StackPair) -> No
 def test_slaac_addresses_work_end_to_end(pair: StackPair) -> None:
     for link in (pair.link_a, pair.link_b):
         inject(link, router_advertisement(prefixes=(prefix(),)))
-    pair.run(0.01)
+    pair.run(DAD_TIME)
     b_addr = str(ipaddress.ip_address(slaac_address(PREFIX, pair.link_b.link_address)))
     a_addr = str(ipaddress.ip_address(slaac_address(PREFIX, pair.link_a.link_address)))
     rx = pair.b.socket(socket.AF_INET6, socket.SOCK_DGRAM)
@@ -367,7 +369,7 @@ def test_rfc4861_6_1_2_invalid_router_advertisements_are_dropped(pair: StackPair
 
 def test_router_lifetime_zero_is_not_a_default_router(pair: StackPair) -> None:
     inject(pair.link_b, router_advertisement(lifetime=0, prefixes=(prefix(),)))
-    pair.run(0.01)
+    pair.run(DAD_TIME)
     assert pair.nic_b.has_address(slaac_address(PREFIX, pair.link_b.link_address))
     assert pair.b.routes.lookup(packed("2001:db8:99::1")) is None
 

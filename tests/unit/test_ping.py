@@ -12,6 +12,7 @@ import pytest
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 
 from tests.unit.stackframes import ICMP, IP, a_to_b, frames, inject, record
+from ustack.socket import DatagramSocket
 from ustack.stack import Stack
 from ustack.testing.pair import StackPair
 from ustack.wire import checksum
@@ -21,10 +22,11 @@ PROTO = {4: socket.IPPROTO_ICMP, 6: socket.IPPROTO_ICMPV6}
 ADDR = {(4, "a"): "10.0.0.1", (4, "b"): "10.0.0.2", (6, "a"): "fd00::1", (6, "b"): "fd00::2"}
 
 
-def ping_socket(stack: Stack, version: int) -> socket.socket:
+def ping_socket(stack: Stack, version: int) -> DatagramSocket:
     sock = stack.socket(FAMILY[version], socket.SOCK_DGRAM, PROTO[version])
+    assert isinstance(sock, DatagramSocket)
     sock.settimeout(2.0)
-    return sock  # type: ignore[no-any-return]
+    return sock
 
 
 def echo_request(version: int, seq: int, payload: bytes) -> bytes:

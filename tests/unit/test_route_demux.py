@@ -15,7 +15,8 @@ from ustack import demux
 from ustack.demux import EndpointTable
 from ustack.link.channel import ChannelEndpoint
 from ustack.route import RouteEntry, RouteTable
-from ustack.stack import Stack
+from ustack.socket import DatagramSocket
+from ustack.stack import Stack, StackOptions
 from ustack.testing.pair import StackPair
 
 
@@ -149,8 +150,8 @@ def test_route_lookup_matches_a_linear_scan() -> None:
 # --- Stack.find_route -----------------------------------------------------------------------
 
 def one_nic_stack() -> Stack:
-    stack = Stack(seed=1)
-    link, _ = ChannelEndpoint.pair(stack.clock)  # type: ignore[arg-type]
+    stack = Stack(seed=1, options=StackOptions(dad_transmits=0))  # addresses usable at once
+    link, _ = ChannelEndpoint.pair(stack.clock)
     stack.create_nic(link, "eth0")
     stack.add_address("eth0", "10.0.0.1/24")
     stack.add_address("eth0", "192.168.5.1/24")
@@ -305,7 +306,7 @@ def test_demux_end_to_end(pair: StackPair) -> None:
             s.recv(100)
 
 
-def bind_error(sock: socket.socket, address: tuple[str, int]) -> int:
+def bind_error(sock: DatagramSocket, address: tuple[str, int]) -> int:
     with pytest.raises(OSError) as info:
         sock.bind(address)
     return info.value.errno or 0
@@ -314,8 +315,10 @@ def bind_error(sock: socket.socket, address: tuple[str, int]) -> int:
 def test_bind_conflicts(pair: StackPair) -> None:
     pair.b.add_address("eth0", "10.0.0.3/24")
 
-    def udp() -> socket.socket:
-        return pair.b.socket(socket.AF_INET, socket.SOCK_DGRAM)  # type: ignore[no-any-return]
+    def udp() -> DatagramSocket:
+        sock = pair.b.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        assert isinstance(sock, DatagramSocket)
+        return sock
 
     first = udp()
     first.bind(("10.0.0.2", 5000))
@@ -337,11 +340,12 @@ def test_bind_conflicts(pair: StackPair) -> None:
 
 
 def test_so_reuseaddr_needs_both_sockets(pair: StackPair) -> None:
-    def udp(reuse: bool) -> socket.socket:
+    def udp(reuse: bool) -> DatagramSocket:
         s = pair.b.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        assert isinstance(s, DatagramSocket)
         if reuse:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        return s  # type: ignore[no-any-return]
+        return s
 
     udp(True).bind(("0.0.0.0", 6000))
     udp(True).bind(("0.0.0.0", 6000))

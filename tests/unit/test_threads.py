@@ -19,6 +19,7 @@ import pytest
 from ustack.bridge import call_in_loop
 from ustack.clock import RealClock
 from ustack.link.channel import ChannelEndpoint
+from ustack.socket import DatagramSocket
 from ustack.stack import Stack
 
 pytestmark = pytest.mark.timeout(30)
@@ -38,10 +39,11 @@ class LoopPair:
         return call_in_loop(self.clock, fn, *args)
 
     def udp(self, stack: Stack, timeout: float | None = 2.0,
-            family: int = socket.AF_INET) -> socket.socket:
+            family: int = socket.AF_INET) -> DatagramSocket:
         sock = stack.socket(family, socket.SOCK_DGRAM)
+        assert isinstance(sock, DatagramSocket)
         sock.settimeout(timeout)
-        return sock  # type: ignore[no-any-return]
+        return sock
 
 
 def _build(pair: LoopPair) -> None:
@@ -53,7 +55,7 @@ def _build(pair: LoopPair) -> None:
                                 (pair.b, link_b, "10.0.0.2/24", "fd00::2/64")):
         stack.create_nic(link, "eth0")
         stack.add_address("eth0", v4)
-        stack.add_address("eth0", v6)
+        stack.add_address("eth0", v6, dad=False)
 
 
 @pytest.fixture

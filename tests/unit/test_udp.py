@@ -22,6 +22,7 @@ from tests.unit.stackframes import (
     record,
     udp_frames,
 )
+from ustack.socket import DatagramSocket
 from ustack.stack import Stack
 from ustack.testing.pair import StackPair, make_pair
 
@@ -30,10 +31,11 @@ ADDR = {(4, "a"): "10.0.0.1", (4, "b"): "10.0.0.2", (6, "a"): "fd00::1", (6, "b"
 ANY = {4: "0.0.0.0", 6: "::"}
 
 
-def udp(stack: Stack, version: int, timeout: float | None = 1.0) -> socket.socket:
+def udp(stack: Stack, version: int, timeout: float | None = 1.0) -> DatagramSocket:
     sock = stack.socket(FAMILY[version], socket.SOCK_DGRAM)
+    assert isinstance(sock, DatagramSocket)
     sock.settimeout(timeout)
-    return sock  # type: ignore[no-any-return]
+    return sock
 
 
 def sockaddr(version: int, host: str, port: int) -> tuple[object, ...]:
@@ -44,7 +46,7 @@ def ones_sum(data: bytes) -> int:
     """RFC 1071, written out independently of ustack.wire.checksum."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return total

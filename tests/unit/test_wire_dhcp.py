@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -66,7 +67,7 @@ def reason_of(data: bytes) -> DropReason:
     return info.value.reason
 
 
-def discover(**fields: object) -> bytes:
+def discover(**fields: Any) -> bytes:
     base = wire.Message(wire.BOOTREQUEST, 0x1234, bytes.fromhex("020000000001"),
                         wire.Options(message_type=wire.DISCOVER))
     return wire.build(base._replace(**fields))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +22,9 @@ u8 = st.integers(0, 255)
 u16 = st.integers(0, 0xFFFF)
 
 
-def reason_of(fn: object, *args: object, **kwargs: object) -> DropReason:
+def reason_of(fn: Callable[..., object], *args: object, **kwargs: object) -> DropReason:
     with pytest.raises(ParseError) as info:
-        fn(*args, **kwargs)  # type: ignore[operator]
+        fn(*args, **kwargs)
     return info.value.reason
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -24,9 +25,9 @@ u16 = st.integers(min_value=0, max_value=0xFFFF)
 untagged_type = u16.filter(lambda t: t not in (EtherType.VLAN, EtherType.QINQ))
 
 
-def reason_of(fn: object, *args: object, **kwargs: object) -> DropReason:
+def reason_of(fn: Callable[..., object], *args: object, **kwargs: object) -> DropReason:
     with pytest.raises(ParseError) as info:
-        fn(*args, **kwargs)  # type: ignore[operator]
+        fn(*args, **kwargs)
     return info.value.reason
 
 

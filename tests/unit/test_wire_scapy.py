@@ -324,8 +324,9 @@ def test_icmp6_errors_both_ways(error: tuple[int, type[Packet], str], code: int,
     assert err.cksum == scapy_checksum(pkt, cls, "cksum")
     assert pkt[inet6.IPerror6].dst == ip6(src)
     assert pkt[inet.UDPerror].sport == 9
+    fields: dict[str, Any] = {field: rest} if field else {}  # scapy takes fields as **Any
     theirs = bytes(inet6.IPv6(src=ip6(src), dst=ip6(dst))
-                   / cls(code=code, **({field: rest} if field else {})) / Raw(quoted))  # type: ignore[arg-type]
+                   / cls(code=code, **fields) / Raw(quoted))
     assert icmp6.parse(theirs[40:], src, dst) == (kind, code, rest)
 
 

@@ -15,6 +15,7 @@ from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6ParamProblem, ICMPv6Time
 from scapy.layers.l2 import Ether
 
 from tests.unit.wire_frames import eth, ext, ip4, ip6, udp_l4
+from ustack.network.ipv6 import IPv6Protocol
 from ustack.testing.pair import A4, A6, B4, B6, StackPair
 from ustack.wire import icmp4, icmp6, ipv6, ndp
 from ustack.wire.proto import EtherType, IPProto
@@ -58,8 +59,11 @@ def test_ra_prefix_longer_than_128_bits_is_dropped_not_raised(recording: StackPa
     option = bytearray(ndp.prefix_option(info))
     option[2] = 255
     to_b(pair, router_advertisement(pair, bytes(option)), EtherType.IPV6)
-    assert pair.b.stats["ndp.drop.bad_option"] == 1
-    assert pair.b.stats["ndp.rx_ra"] == 0
+    # RFC 4861 4.6.2: the bad prefix option is skipped, the rest of the RA is used
+    assert pair.b.stats["ndp.option_ignored"] == 1
+    assert pair.b.stats["ndp.rx_ra"] == 1
+    assert all(e.prefix[:8] != bytes.fromhex("fd00000000000009")
+               for e in pair.b.routes.entries())  # no on-link route from it
 
 
 def test_rdnss_of_even_length_teaches_no_half_address(recording: StackPair) -> None:
@@ -70,9 +74,11 @@ def test_rdnss_of_even_length_teaches_no_half_address(recording: StackPair) -> N
     bad = bytes((ndp.OPT_RDNSS, 4)) + good[2:] + bytes(8)
     to_b(pair, router_advertisement(pair, bad + ndp.mtu_option(1400)), EtherType.IPV6)
     assert pair.b.stats["ndp.rx_ra"] == 1
-    assert pair.b.network_protocols[EtherType.IPV6].ndp.dns_servers == []  # type: ignore[attr-defined]
+    ipv6_protocol = pair.b.network_protocols[EtherType.IPV6]
+    assert isinstance(ipv6_protocol, IPv6Protocol)
+    assert ipv6_protocol.ndp.dns_servers == []
     to_b(pair, router_advertisement(pair, good), EtherType.IPV6)
-    assert pair.b.network_protocols[EtherType.IPV6].ndp.dns_servers == [a6]  # type: ignore[attr-defined]
+    assert ipv6_protocol.ndp.dns_servers == [a6]
 
 
 # --- what an ICMP error quotes ----------------------------------------------------------

@@ -23,9 +23,9 @@ KNOWN = {tcp.OPT_EOL, tcp.OPT_NOP, tcp.OPT_MSS, tcp.OPT_WSCALE, tcp.OPT_SACK_PER
          tcp.OPT_SACK, tcp.OPT_TIMESTAMP, tcp.OPT_FASTOPEN, tcp.OPT_EXPERIMENTAL}
 
 
-def reason_of(fn: object, *args: object) -> DropReason:
+def reason_of(fn: Callable[..., object], *args: object) -> DropReason:
     with pytest.raises(ParseError) as info:
-        fn(*args)  # type: ignore[operator]
+        fn(*args)
     return info.value.reason
 
 

@@ -20,8 +20,10 @@ from ustack.stack import Stack
 from ustack.testing.pair import A4, A6, B4, B6, StackPair, make_pair
 from ustack.transport.tcp.config import TCPConfig
 from ustack.transport.tcp.endpoint import TCPEndpoint
+from ustack.transport.tcp.listener import Listener
 from ustack.transport.tcp.protocol import TCPProtocol
 from ustack.transport.tcp.segment import ACK, FIN, PSH, RST, SYN, flag_string
+from ustack.transport.tcp.state import State
 from ustack.waiter import READABLE, WRITABLE
 from ustack.wire import checksum, ipv4, ipv6
 from ustack.wire import ethernet as eth
@@ -31,12 +33,14 @@ from ustack.wire.proto import EtherType, IPProto
 __all__ = ["A4", "A6", "ACK", "B4", "B6", "FIN", "PSH", "RST", "SYN", "Impairment"]
 
 AF4, AF6 = socket.AF_INET, socket.AF_INET6
-ADDRS = {AF4: (A4, B4), AF6: (A6, B6)}
+ADDRS: dict[int, tuple[str, str]] = {AF4: (A4, B4), AF6: (A6, B6)}
 DONTWAIT = socket.MSG_DONTWAIT
 
 
 def tcp(stack: Stack) -> TCPProtocol:
-    return stack.transport_protocols[IPProto.TCP]  # type: ignore[return-value]
+    proto = stack.transport_protocols[IPProto.TCP]
+    assert isinstance(proto, TCPProtocol)
+    return proto
 
 
 def configure(stack: Stack, **settings: Any) -> TCPConfig:
@@ -78,7 +82,21 @@ def impaired_pair(tx_a: Impairment | None = None, tx_b: Impairment | None = None
 
 
 def ep_of(sock: Any) -> TCPEndpoint:
-    return sock._ep  # type: ignore[no-any-return]
+    ep: TCPEndpoint = sock._ep
+    return ep
+
+
+def listener_of(sock: Any) -> Listener:
+    """The listen queue behind a listening socket."""
+    listener = ep_of(sock).listener
+    assert listener is not None, "not a listening socket"
+    return listener
+
+
+def state_of(ep: TCPEndpoint) -> State:
+    """``ep.state``, read through a call: after ``assert ep.state is State.X`` mypy keeps
+    ``ep.state`` narrowed to ``X`` across the calls that change it; a call result is not."""
+    return ep.state
 
 
 @dataclass
@@ -209,6 +227,12 @@ class Seg:
     def flag_text(self) -> str:
         return flag_string(self.flags)
 
+    @property
+    def timestamp(self) -> tuple[int, int]:
+        """The (TSval, TSecr) option of a segment the test expects to carry one."""
+        assert self.options.timestamp is not None, f"no timestamp option: {self}"
+        return self.options.timestamp
+
     def __repr__(self) -> str:
         return (f"<{self.flag_text} {self.sport}->{self.dport} seq={self.seq} ack={self.ack} "
                 f"win={self.window} len={len(self.payload)} {self.options}>")
@@ -305,10 +329,10 @@ class RawPeer:
 
     def listen(self, port: int = 80, backlog: int = 128) -> socket.socket:
         """A listening socket of the stack under test, on the wildcard address."""
-        srv = self.stack.socket(self.family, socket.SOCK_STREAM)
+        srv: socket.socket = self.stack.socket(self.family, socket.SOCK_STREAM)
         srv.bind(("0.0.0.0" if self.family == AF4 else "::", port))
         srv.listen(backlog)
-        return srv  # type: ignore[no-any-return]
+        return srv
 
     @property
     def addr(self) -> bytes:
@@ -364,6 +388,8 @@ class RawPeer:
 class PeerConn:
     """A connection between the stack (socket ``sock``) and the raw peer, tracking the
     peer's sequence numbers: ``snd_nxt`` (the peer's next seq) and ``rcv_nxt``."""
+
+    listener: Any  # the listening socket, when peer_listen_accept() made the connection
 
     def __init__(self, peer: RawPeer, sock: Any, snd_nxt: int, rcv_nxt: int,
                  ts: bool = False, window: int = 65535) -> None:
@@ -445,7 +471,7 @@ def peer_listen_accept(peer: RawPeer, syn_options: wire.TCPOptions | bytes = MSS
     sock, _ = srv.accept()
     sock.settimeout(5)
     conn.sock = sock
-    conn.listener = srv  # type: ignore[attr-defined]
+    conn.listener = srv
     return conn, synack
 
 
@@ -523,6 +549,7 @@ def tap(p: StackPair, side: str, rule: Rule) -> Tap:
     """Filter what ``side`` ("a" or "b") sends."""
     link = p.link_a if side == "a" else p.link_b
     t = Tap(p, link.peer, rule)
+    # ChannelEndpoint.peer is typed ChannelEndpoint; the channel only calls peer.inject()
     link.peer = t  # type: ignore[assignment]
     return t
 

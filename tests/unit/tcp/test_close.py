@@ -24,6 +24,7 @@ from tests.unit.tcp.helpers import (
     pair,
     pump,
     segments,
+    state_of,
 )
 from ustack.transport.tcp.state import State
 
@@ -46,7 +47,7 @@ def test_rfc9293_3_6_normal_close(family: int) -> None:
     c.server.sendall(b"reply to nobody")  # CLOSE-WAIT may still send
     p.run(0.001)
     # the orphaned client resets data it can no longer deliver (Linux, RFC 9293 3.10.7.4)
-    assert c.cep.state is State.CLOSED
+    assert state_of(c.cep) is State.CLOSED
     assert p.a.stats["tcp.data_after_close"] == 1
     with pytest.raises(ConnectionResetError):
         c.server.send(b"more")
@@ -63,7 +64,7 @@ def test_rfc9293_3_6_close_sequence_and_time_wait() -> None:
     c.server.close()
     p.run(0.001)
     assert c.sep.state is State.CLOSED
-    assert c.cep.state is State.TIME_WAIT
+    assert state_of(c.cep) is State.TIME_WAIT
     a = segments(p.link_a.written)
     b = segments(p.link_b.written)
     assert [s.flags for s in a] == [FIN | ACK, ACK]
@@ -71,9 +72,9 @@ def test_rfc9293_3_6_close_sequence_and_time_wait() -> None:
     assert b[0].ack == (a[0].seq + 1) & 0xFFFFFFFF
     assert a[1].ack == (b[1].seq + 1) & 0xFFFFFFFF
     p.run(60.0 - 0.01)
-    assert c.cep.state is State.TIME_WAIT
+    assert state_of(c.cep) is State.TIME_WAIT
     p.run(0.02)
-    assert c.cep.state is State.CLOSED
+    assert state_of(c.cep) is State.CLOSED
 
 
 def test_rfc9293_3_6_time_wait_holds_the_port_then_4_tuple_reusable() -> None:
@@ -121,7 +122,7 @@ def test_rfc9293_3_10_7_4_time_wait_acks_retransmitted_fin_and_restarts_2msl() -
     conn.peer.run(50)
     assert conn.ep.state is State.TIME_WAIT  # 2*MSL restarted at the retransmission
     conn.peer.run(10.1)
-    assert conn.ep.state is State.CLOSED
+    assert state_of(conn.ep) is State.CLOSED
 
 
 def test_rfc9293_figure_13_simultaneous_close_scripted() -> None:
@@ -133,11 +134,11 @@ def test_rfc9293_figure_13_simultaneous_close_scripted() -> None:
     conn.send(FIN | ACK)
     ack = conn.expect()
     assert ack.flags == ACK and ack.ack == conn.snd_nxt
-    assert conn.ep.state is State.CLOSING
+    assert state_of(conn.ep) is State.CLOSING
     conn.rcv_nxt += 1
     conn.send(ACK)
     conn.peer.nothing()
-    assert conn.ep.state is State.TIME_WAIT
+    assert state_of(conn.ep) is State.TIME_WAIT
     assert conn.sock.recv(10) == b""
 
 
@@ -150,7 +151,7 @@ def test_rfc9293_figure_13_simultaneous_close_two_stacks() -> None:
     assert c.cep.state is State.TIME_WAIT and c.sep.state is State.TIME_WAIT
     assert c.client.recv(10) == b"" and c.server.recv(10) == b""
     p.run(61)
-    assert c.cep.state is State.CLOSED and c.sep.state is State.CLOSED
+    assert state_of(c.cep) is State.CLOSED and state_of(c.sep) is State.CLOSED
 
 
 @pytest.mark.parametrize("family", [AF4, AF6], ids=["ipv4", "ipv6"])
@@ -170,9 +171,9 @@ def test_rfc9293_3_6_half_close_data_flows_the_other_way(family: int) -> None:
     c.server.close()
     p.run(0.01)
     assert c.client.recv(100) == b""
-    assert c.cep.state is State.TIME_WAIT
+    assert state_of(c.cep) is State.TIME_WAIT
     p.run(120)
-    assert c.cep.state is State.CLOSED  # a shutdown() FIN-WAIT-2 is not orphaned: it waited
+    assert state_of(c.cep) is State.CLOSED  # a shutdown() FIN-WAIT-2 is not orphaned: it waited
 
 
 def test_rfc2525_2_17_close_with_unread_data_sends_rst() -> None:
@@ -236,7 +237,7 @@ def test_fin_wait_2_timeout_for_orphans() -> None:
     p.run(59.9)
     assert c.cep.state is State.FIN_WAIT_2
     p.run(0.2)
-    assert c.cep.state is State.CLOSED
+    assert state_of(c.cep) is State.CLOSED
     # the server's late FIN now meets no connection: RST
     p.link_a.written = []
     c.server.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable
 
 import pytest
 
@@ -19,6 +20,7 @@ from tests.unit.tcp.helpers import (
     RST,
     SYN,
     RawPeer,
+    Seg,
     connect,
     ep_of,
     pair,
@@ -122,8 +124,8 @@ def test_all_options_negotiated() -> None:
         assert s.options.sack_permitted
         assert s.options.timestamp is not None
         assert s.options.wscale == 7  # covers the 6 MiB maximum receive buffer
-    assert synack.options.timestamp[1] == syn.options.timestamp[0]  # type: ignore[index]
-    assert syn.options.timestamp[1] == 0  # type: ignore[index]
+    assert synack.timestamp[1] == syn.timestamp[0]
+    assert syn.timestamp[1] == 0
     for sock in (c.client, c.server):
         info = sock.tcp_info()
         assert info.options == OPT_TIMESTAMPS | OPT_SACK | OPT_WSCALE
@@ -154,11 +156,12 @@ def test_rfc7323_rfc2018_option_off_on_one_side(option: str, side: str) -> None:
     c = connect(p)
     syn = segments(p.link_a.written)[0]
     synack = segments(p.link_b.written)[0]
-    present = {
+    offers: dict[str, Callable[[Seg], bool]] = {
         "window_scaling": lambda s: s.options.wscale is not None,
         "timestamps": lambda s: s.options.timestamp is not None,
         "sack": lambda s: s.options.sack_permitted,
-    }[option]
+    }
+    present = offers[option]
     assert present(syn) == (side == "b")
     assert not present(synack)
     for sock in (c.client, c.server):

@@ -11,6 +11,7 @@ from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.inet6 import ICMPv6PacketTooBig, IPv6
 from scapy.layers.l2 import Ether
 
+from tests.unit.tcp.helpers import ep_of
 from ustack.testing.pair import StackPair, make_pair
 
 
@@ -28,7 +29,7 @@ def _connected(p: StackPair, family: int) -> tuple[socket.socket, socket.socket]
 
 
 def _too_big(p: StackPair, cli: socket.socket, mtu: int, seq_offset: int = 0) -> None:
-    ep = cli._ep  # type: ignore[attr-defined]
+    ep = ep_of(cli)
     seq = (ep.sender.snd_una + seq_offset) & 0xFFFFFFFF
     quote = TCP(sport=ep.local_port, dport=80, seq=seq, flags="A")
     mac_a = p.link_a.link_address.hex(":")
@@ -47,7 +48,7 @@ def test_rfc1191_packet_too_big_shrinks_the_mss_and_data_still_arrives() -> None
     for family, mtu, header in ((socket.AF_INET, 1000, 40), (socket.AF_INET6, 1300, 60)):
         p = make_pair()
         cli, conn = _connected(p, family)
-        ep = cli._ep  # type: ignore[attr-defined]
+        ep = ep_of(cli)
         before = ep.sender.mss
         cli.send(b"x" * 20000)  # in flight when the error arrives
         _too_big(p, cli, mtu)
@@ -66,7 +67,7 @@ def test_rfc1191_packet_too_big_shrinks_the_mss_and_data_still_arrives() -> None
 def test_rfc5927_error_quoting_a_sequence_not_in_flight_is_ignored() -> None:
     p = make_pair()
     cli, _conn = _connected(p, socket.AF_INET)
-    ep = cli._ep  # type: ignore[attr-defined]
+    ep = ep_of(cli)
     before = ep.sender.mss
     _too_big(p, cli, 600, seq_offset=1_000_000)  # nothing of ours is there
     assert ep.sender.mss == before

@@ -20,8 +20,10 @@ from tests.unit.tcp.helpers import (
     connect,
     ep_of,
     listen,
+    listener_of,
     pair,
     pump,
+    tcp,
 )
 from ustack.transport.tcp.seqnum import lt
 from ustack.transport.tcp.state import State
@@ -138,7 +140,7 @@ def test_rfc4987_syncookie_keeps_no_state_until_ack() -> None:
     peer.send(1000, 0, SYN, options=SYN_OPTS)
     synack = peer.expect()
     assert synack.flags == SYN | ACK and synack.ack == 1001
-    assert not listener.pending and not peer.stack.transport_protocols[6].connections  # type: ignore[attr-defined]
+    assert not listener.pending and not tcp(peer.stack).connections
     # the options the SYN offered are answered
     assert synack.options.mss == 1460
     assert synack.options.wscale == 7 and synack.options.sack_permitted
@@ -151,7 +153,7 @@ def test_rfc4987_syncookie_carries_peer_options_in_timestamp() -> None:
     srv = _listener(peer)
     peer.send(1000, 0, SYN, options=SYN_OPTS)
     synack = peer.expect()
-    tsval = synack.options.timestamp[0]  # type: ignore[index]
+    tsval = synack.timestamp[0]
     conn = PeerConn(peer, None, 1001, synack.seq + 1, ts=True)
     conn.ts_recent = tsval
     conn.send(ACK, window=1000)
@@ -232,7 +234,7 @@ def test_rfc4987_forged_or_stale_cookie_ack_reset() -> None:
     assert peer.expect().flags == RST
     assert peer.stack.stats["tcp.syncookies_failed"] == 2
     assert peer.stack.stats["tcp.syncookies_received"] == 0
-    assert ep_of(srv).listener is not None and not ep_of(srv).listener.accept_queue
+    assert not listener_of(srv).accept_queue
 
 
 def test_syncookie_ts_encoding_roundtrip() -> None:

@@ -27,7 +27,7 @@ from ustack.wire import tcp as wire
 def _peer_with_rtt(rtt: float, tcp_a: dict[str, object] | None = None,
                    ts: bool = False) -> PeerConn:
     """The stack connects; the peer answers the SYN after ``rtt`` (the first sample)."""
-    peer = RawPeer.create(tcp_a=tcp_a)  # type: ignore[arg-type]
+    peer = RawPeer.create(tcp_a=tcp_a)
     cli = peer.stack.socket(AF4, socket.SOCK_STREAM)
     cli.setblocking(False)
     cli.connect_ex((ADDRS[AF4][1], 5000))
@@ -35,11 +35,11 @@ def _peer_with_rtt(rtt: float, tcp_a: dict[str, object] | None = None,
     peer.local_port = syn.sport
     peer.run(rtt)
     conn = PeerConn(peer, cli, 7000, syn.seq + 1, ts=ts)
-    opts = wire.TCPOptions(mss=1460, timestamp=(1000, syn.options.timestamp[0])) if ts else \
+    opts = wire.TCPOptions(mss=1460, timestamp=(1000, syn.timestamp[0])) if ts else \
         wire.TCPOptions(mss=1460)
     conn.send(SYN | ACK, options=opts)
     if ts:
-        conn.ts_recent = syn.options.timestamp[0]  # type: ignore[index]
+        conn.ts_recent = syn.timestamp[0]
     assert conn.expect().flags == ACK
     cli.settimeout(5)
     return conn
@@ -136,7 +136,7 @@ def test_rfc7323_4_rtt_from_timestamps_even_for_retransmissions() -> None:
     conn.take()
     retrans = conn.expect(0.3)
     conn.peer.run(0.05)
-    tsval = retrans.options.timestamp[0]  # type: ignore[index]
+    tsval = retrans.timestamp[0]
     conn.send(ACK, ack=retrans.seq + 10, options=wire.TCPOptions(timestamp=(2000, tsval)))
     info = conn.sock.tcp_info()
     # the echo of the retransmission's TSval measures 50 ms unambiguously
