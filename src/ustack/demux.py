@@ -27,7 +27,8 @@ class Binding:
     local_addr: bytes  # empty or all zeros: the wildcard
     local_port: int
     size: int  # 4 or 16
-    reuse: bool = False
+    reuse: bool = False  # SO_REUSEADDR
+    reuse_port: bool = False  # SO_REUSEPORT
     remote: tuple[bytes, int] | None = None  # set once connected
     #: where the binding is listed: one of the three tables
     connected_key: tuple[bytes, int, bytes, int] | None = None
@@ -90,21 +91,25 @@ class EndpointTable:
 
     # --- registration ------------------------------------------------------------------------
 
-    def conflicts(self, size: int, local_addr: bytes, port: int, reuse: bool) -> bool:
+    def conflicts(self, size: int, local_addr: bytes, port: int, reuse: bool,
+                  reuse_port: bool = False) -> bool:
+        """Would a claim clash with one already made? As Linux's inet_bind_conflict /
+        udp_lib_lport_inuse: overlapping addresses share a port only when both claims have
+        SO_REUSEADDR, or both have SO_REUSEPORT (one owner here: ustack's process)."""
         for other in self._ports.get((size, port), ()):
             overlap = other.wildcard or _is_any(local_addr) or other.local_addr == local_addr
-            if overlap and not (reuse and other.reuse):
+            if overlap and not ((reuse and other.reuse) or (reuse_port and other.reuse_port)):
                 return True
         return False
 
     def bind(self, endpoint: TransportEndpoint, size: int, local_addr: bytes, port: int,
-             reuse: bool = False) -> Binding:
+             reuse: bool = False, reuse_port: bool = False) -> Binding:
         """Claim ``port`` (0: pick an ephemeral one); raises EADDRINUSE on a clash."""
         if port == 0:
             port = self.pick_ephemeral(size, local_addr)
-        elif self.conflicts(size, local_addr, port, reuse):
+        elif self.conflicts(size, local_addr, port, reuse, reuse_port):
             raise OSError(errno.EADDRINUSE, "Address already in use")
-        binding = Binding(endpoint, local_addr or bytes(size), port, size, reuse)
+        binding = Binding(endpoint, local_addr or bytes(size), port, size, reuse, reuse_port)
         self._ports.setdefault((size, port), []).append(binding)
         if binding.wildcard:
             binding.wildcard_key = (size, port)
@@ -143,8 +148,8 @@ class EndpointTable:
         key = (local_addr, local_port, remote_addr, remote_port)
         if key in self._connected:
             raise OSError(errno.EADDRINUSE, "4-tuple in use")
-        binding = Binding(endpoint, local_addr, local_port, len(local_addr), True,
-                          (remote_addr, remote_port), connected_key=key)
+        binding = Binding(endpoint, local_addr, local_port, len(local_addr), reuse=True,
+                          remote=(remote_addr, remote_port), connected_key=key)
         self._connected[key] = endpoint
         return binding
 

@@ -17,7 +17,7 @@ import pytest
 
 from ustack.socket import DatagramSocket
 from ustack.testing.pair import A4, B4, StackPair, make_pair
-from ustack.wire import ethernet, igmp, ipv4, ipv6, mld
+from ustack.wire import ethernet, group_records, igmp, ipv4, ipv6, mld
 from ustack.wire.errors import ParseError
 from ustack.wire.proto import EtherType, IPProto
 
@@ -151,6 +151,20 @@ def records(sent: list[Sent]) -> list[tuple[int, bytes]]:
     return out
 
 
+def settled_member(pair: StackPair, version: int) -> tuple[DatagramSocket, Recorder]:
+    """A socket on a that joined G4 (``version`` 4) or G6 (6), its join reports sent and
+    forgotten: the start of every query test."""
+    sock = udp4(pair, "a") if version == 4 else udp6(pair, "a")
+    if version == 4:
+        join4(sock)
+    else:
+        join6(sock, pair)
+    rec = Recorder(pair)
+    rec.run(2.0)
+    rec.take()
+    return sock, rec
+
+
 # --- IGMPv3: joins and leaves (RFC 3376 5.1) -----------------------------------------------
 
 
@@ -164,7 +178,7 @@ def test_rfc3376_5_1_join_reports_to_exclude_now_and_once_more(pair: StackPair) 
     assert report.dst == igmp.V3_ROUTERS and report.dst_mac == bytes.fromhex("01005e000016")
     assert report.src == socket.inet_aton(A4)
     assert report.hop_limit == 1 and report.router_alert
-    assert report.message == igmp.V3Report((igmp.GroupRecord(igmp.CHANGE_TO_EXCLUDE, G4),))
+    assert report.message == igmp.V3Report((igmp.GroupRecord(group_records.CHANGE_TO_EXCLUDE, G4),))
     sent = rec.run(1.0)
     assert [s.message for s in sent] == [report.message] * 2  # Robustness Variable 2
     assert sent[1].time - sent[0].time <= 1.0  # within the Unsolicited Report Interval
@@ -179,13 +193,13 @@ def test_leave_reports_to_include_and_memberships_are_reference_counted(
     join4(first)
     join4(second)
     rec.run(2.0)
-    assert records(rec.take()) == [(igmp.CHANGE_TO_EXCLUDE, G4)] * 2  # the second: no news
+    assert records(rec.take()) == [(group_records.CHANGE_TO_EXCLUDE, G4)] * 2  # the second: no news
     first.close()
     assert rec.run(2.0) == []  # one member is left
     assert G4 in pair.nic_a.multicast_groups
     second.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreq(G4))
     sent = rec.run(2.0)
-    assert records(sent) == [(igmp.CHANGE_TO_INCLUDE, G4)] * 2
+    assert records(sent) == [(group_records.CHANGE_TO_INCLUDE, G4)] * 2
     assert G4 not in pair.nic_a.multicast_groups
     second.close()
     assert rec.run(2.0) == sent
@@ -230,45 +244,33 @@ def test_ip_mreqn_names_the_interface_by_index(pair: StackPair) -> None:
 
 def test_general_query_answered_within_max_resp_time_without_all_systems(
         pair: StackPair) -> None:
-    member = udp4(pair, "a")
-    join4(member)
-    rec = Recorder(pair)
-    rec.run(2.0)
-    rec.take()
+    _member, rec = settled_member(pair, 4)
     start = pair.clock.now()
     inject_query4(pair, igmp.build_v3_query(igmp.ANY, 50))  # Max Resp Time 5.0 s
     sent = rec.run(6.0)
     assert len(sent) == 1
     assert 0 <= sent[0].time - start <= 5.0 + 0.01
-    assert sent[0].message == igmp.V3Report((igmp.GroupRecord(igmp.MODE_IS_EXCLUDE, G4),))
+    assert sent[0].message == igmp.V3Report((igmp.GroupRecord(group_records.MODE_IS_EXCLUDE, G4),))
     assert pair.a.stats["igmp.rx_v3_query"] == 1
 
 
 def test_group_specific_queries_only_for_joined_groups(pair: StackPair) -> None:
-    member = udp4(pair, "a")
-    join4(member)
-    rec = Recorder(pair)
-    rec.run(2.0)
-    rec.take()
+    _member, rec = settled_member(pair, 4)
     other = socket.inet_aton("239.7.7.7")
     inject_query4(pair, igmp.build_v3_query(other, 10), dst=other)  # not joined: ignored
     inject_query4(pair, igmp.build_v3_query(G4, 10), dst=G4)
     sent = rec.run(1.5)
-    assert records(sent) == [(igmp.MODE_IS_EXCLUDE, G4)]
+    assert records(sent) == [(group_records.MODE_IS_EXCLUDE, G4)]
     source = socket.inet_aton("10.0.0.77")
     inject_query4(pair, igmp.build_v3_query(G4, 10, (source,)), dst=G4)
     (answer,) = rec.run(1.5)[1:]
     # RFC 3376 5.2: EXCLUDE({}) wants every source asked about: IS_IN(those sources)
-    assert answer.message == igmp.V3Report((igmp.GroupRecord(igmp.MODE_IS_INCLUDE, G4,
+    assert answer.message == igmp.V3Report((igmp.GroupRecord(group_records.MODE_IS_INCLUDE, G4,
                                                              (source,)),))
 
 
 def test_query_with_a_wrong_destination_or_checksum_is_dropped(pair: StackPair) -> None:
-    member = udp4(pair, "a")
-    join4(member)
-    rec = Recorder(pair)
-    rec.run(2.0)
-    rec.take()
+    _member, rec = settled_member(pair, 4)
     inject_query4(pair, igmp.build_v3_query(igmp.ANY, 10), dst=G4)  # general, not to 224.0.0.1
     bad = bytearray(igmp.build_v3_query(igmp.ANY, 10))
     bad[-1] ^= 0xFF
@@ -282,11 +284,7 @@ def test_query_with_a_wrong_destination_or_checksum_is_dropped(pair: StackPair) 
 
 
 def test_rfc3376_7_2_1_v2_querier_switches_to_v2_reports_and_leave(pair: StackPair) -> None:
-    sock = udp4(pair, "a")
-    join4(sock)
-    rec = Recorder(pair)
-    rec.run(2.0)
-    rec.take()
+    sock, rec = settled_member(pair, 4)
     inject_query4(pair, igmp.build_v2(igmp.QUERY, igmp.ANY, 100))  # v2 general, 10 s
     sent = rec.run(10.5)
     assert [(s.message, s.dst) for s in sent] == [(igmp.Report(igmp.V2_REPORT, G4), G4)]
@@ -306,15 +304,11 @@ def test_rfc3376_7_2_1_v2_querier_switches_to_v2_reports_and_leave(pair: StackPa
     rec.run(260.0)
     rec.take()
     other.close()
-    assert records(rec.run(2.0)) == [(igmp.CHANGE_TO_INCLUDE, g2)] * 2
+    assert records(rec.run(2.0)) == [(group_records.CHANGE_TO_INCLUDE, g2)] * 2
 
 
 def test_v1_querier_means_v1_reports_and_no_leave(pair: StackPair) -> None:
-    sock = udp4(pair, "a")
-    join4(sock)
-    rec = Recorder(pair)
-    rec.run(2.0)
-    rec.take()
+    sock, rec = settled_member(pair, 4)
     inject_query4(pair, igmp.build_v2(igmp.QUERY, igmp.ANY, 0))  # code 0: v1 (10 s)
     sent = rec.run(10.5)
     assert [s.message for s in sent] == [igmp.Report(igmp.V1_REPORT, G4)]
@@ -324,11 +318,7 @@ def test_v1_querier_means_v1_reports_and_no_leave(pair: StackPair) -> None:
 
 
 def test_v2_report_from_another_member_suppresses_ours(pair: StackPair) -> None:
-    member = udp4(pair, "a")
-    join4(member)
-    rec = Recorder(pair)
-    rec.run(2.0)
-    rec.take()
+    _member, rec = settled_member(pair, 4)
     inject_query4(pair, igmp.build_v2(igmp.QUERY, igmp.ANY, 100))
     inject_query4(pair, igmp.build_v2(igmp.V2_REPORT, G4), dst=G4)  # someone answered
     assert rec.run(11.0) == []
@@ -358,7 +348,7 @@ def test_rfc3810_join_reports_from_link_local_with_hop_by_hop_router_alert(
     report = sent[0]
     assert report.dst == mld.V2_ROUTERS and report.dst_mac == bytes.fromhex("333300000016")
     assert report.src == link_local(pair) and report.hop_limit == 1 and report.router_alert
-    assert report.message == mld.V2Report((mld.AddressRecord(mld.CHANGE_TO_EXCLUDE, G6),))
+    assert report.message == mld.V2Report((mld.AddressRecord(group_records.CHANGE_TO_EXCLUDE, G6),))
     assert sent[1].message == report.message
 
 
@@ -367,7 +357,7 @@ def test_solicited_node_groups_are_reported_and_all_nodes_never(pair: StackPair)
     addr = socket.inet_pton(socket.AF_INET6, "fd00::7:77")
     pair.a.add_address("eth0", "fd00::7:77/64")
     solicited = ipv6.solicited_node(addr)
-    assert records(rec.run(1.0)) == [(mld.CHANGE_TO_EXCLUDE, solicited)] * 2
+    assert records(rec.run(1.0)) == [(group_records.CHANGE_TO_EXCLUDE, solicited)] * 2
     rec.take()
     inject_query6(pair, mld.build_v2_query(mld.ANY, ROUTER_LL, mld.ALL_NODES, 1000))
     (answer,) = rec.run(1.5)
@@ -377,15 +367,11 @@ def test_solicited_node_groups_are_reported_and_all_nodes_never(pair: StackPair)
     assert mld.ALL_NODES not in groups and ipv6.ALL_NODES in pair.nic_a.multicast_groups
     rec.take()
     pair.a.remove_address("fd00::7:77")
-    assert records(rec.run(1.0)) == [(mld.CHANGE_TO_INCLUDE, solicited)] * 2
+    assert records(rec.run(1.0)) == [(group_records.CHANGE_TO_INCLUDE, solicited)] * 2
 
 
 def test_mld_queries_must_come_link_local_with_hop_limit_1(pair: StackPair) -> None:
-    member = udp6(pair, "a")
-    join6(member, pair)
-    rec = Recorder(pair)
-    rec.run(2.0)
-    rec.take()
+    _member, rec = settled_member(pair, 6)
     query = mld.build_v2_query(G6, ROUTER_LL, G6, 500)
     inject_query6(pair, query, dst=G6, hop_limit=64)
     global_src = socket.inet_pton(socket.AF_INET6, "fd00::99")
@@ -393,15 +379,11 @@ def test_mld_queries_must_come_link_local_with_hop_limit_1(pair: StackPair) -> N
     assert rec.run(1.0) == []
     assert pair.a.stats["mld.drop.bad_address"] == 2
     inject_query6(pair, query, dst=G6)
-    assert records(rec.run(1.0)) == [(mld.MODE_IS_EXCLUDE, G6)]
+    assert records(rec.run(1.0)) == [(group_records.MODE_IS_EXCLUDE, G6)]
 
 
 def test_rfc3810_8_2_1_mldv1_querier_means_v1_reports_and_done(pair: StackPair) -> None:
-    sock = udp6(pair, "a")
-    join6(sock, pair)
-    rec = Recorder(pair)
-    rec.run(2.0)
-    rec.take()
+    sock, rec = settled_member(pair, 6)
     inject_query6(pair, mld.build_v1(mld.QUERY, mld.ANY, ROUTER_LL, mld.ALL_NODES, 2000))
     sent = rec.run(2.5)
     mine = [s for s in sent if s.dst == G6]
@@ -425,10 +407,11 @@ def test_datagram_to_a_group_reaches_every_joined_socket_on_the_port(pair: Stack
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq(G4))
         receivers.append(sock)
     bound_to_group = udp4(pair, "b")
-    with pytest.raises(OSError) as exc:
-        bound_to_group.bind((GROUP4, PORT))  # sharing the port takes SO_REUSEADDR/PORT
-    assert exc.value.errno == errno.EADDRINUSE
     bound_to_group.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    with pytest.raises(OSError) as exc:
+        bound_to_group.bind((GROUP4, PORT))  # the others have SO_REUSEADDR only (as Linux)
+    assert exc.value.errno == errno.EADDRINUSE
+    bound_to_group.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     bound_to_group.bind((GROUP4, PORT))
     sender = udp4(pair, "a")
     pair.link_a.written = []

@@ -5,8 +5,10 @@ hypothesis round trips, and scapy as an independent decoder and encoder both way
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.layers.igmp import IGMP, IGMPv3
@@ -92,16 +94,14 @@ def test_igmp_query_version_from_length_and_code() -> None:
     assert igmp.parse(igmp.build_v2(igmp.QUERY, bytes(4))) == igmp.Query(1, 10.0, bytes(4))
     v2 = igmp.parse(igmp.build_v2(igmp.QUERY, b"\xe0\x01\x02\x03", 25))
     assert v2 == igmp.Query(2, 2.5, b"\xe0\x01\x02\x03")
-    assert igmp.parse(igmp.build_v3_query(bytes(4), 100)).version == 3  # type: ignore[union-attr]
+    v3 = igmp.parse(igmp.build_v3_query(bytes(4), 100))
+    assert isinstance(v3, igmp.Query) and v3.version == 3
     odd = bytearray(igmp.build_v2(igmp.QUERY, bytes(4), 10) + b"\0\0")
     odd[2:4] = b"\0\0"
     odd[2:4] = checksum.checksum(odd).to_bytes(2, "big")
-    try:
+    with pytest.raises(ParseError) as exc:  # a 10-byte query must be ignored
         igmp.parse(bytes(odd))
-    except ParseError as err:
-        assert err.reason is DropReason.BAD_LENGTH
-    else:
-        raise AssertionError("a 10-byte query must be ignored")
+    assert exc.value.reason is DropReason.BAD_LENGTH
 
 
 def test_igmp_bad_checksum_and_truncation_are_parse_errors() -> None:
@@ -109,29 +109,29 @@ def test_igmp_bad_checksum_and_truncation_are_parse_errors() -> None:
     data[-1] ^= 1
     for bad, reason in ((bytes(data), DropReason.BAD_CHECKSUM),
                         (b"\x11\0\0", DropReason.TRUNCATED)):
-        try:
+        with pytest.raises(ParseError) as exc:
             igmp.parse(bad)
-        except ParseError as err:
-            assert err.reason is reason
-        else:
-            raise AssertionError(bad.hex())
+        assert exc.value.reason is reason
 
 
-@given(st.integers(0, 31744))
-def test_igmp_floating_code_is_the_largest_not_above(value: int) -> None:
-    """RFC 3376 4.1.1: the code encodes a value at most ``value``, and the next code exceeds it."""
-    code = igmp.encode_code(value)
-    assert igmp.decode_code(code) <= value
-    if code < 0xFF:
-        assert igmp.decode_code(code + 1) > value
+FLOATING_CODES = [  # (encode, decode, largest code, largest value)
+    (igmp.encode_code, igmp.decode_code, 0xFF, 31744),  # RFC 3376 4.1.1
+    (mld.encode_max_resp, mld.decode_max_resp, 0xFFFF, 8387584),  # RFC 3810 5.1.3
+]
 
 
-@given(st.integers(0, 8387584))
-def test_mld_floating_max_resp_is_the_largest_not_above(value: int) -> None:
-    code = mld.encode_max_resp(value)
-    assert mld.decode_max_resp(code) <= value
-    if code < 0xFFFF:
-        assert mld.decode_max_resp(code + 1) > value
+@pytest.mark.parametrize(("encode", "decode", "top_code", "top_value"), FLOATING_CODES)
+@given(data=st.data())
+def test_floating_code_is_the_largest_not_above(encode: Callable[[int], int],
+                                                decode: Callable[[int], int], top_code: int,
+                                                top_value: int, data: st.DataObject) -> None:
+    """The code encodes a value at most ``value``, and the next code exceeds it."""
+    value = data.draw(st.integers(0, top_value))
+    code = encode(value)
+    assert decode(code) <= value
+    if code < top_code:
+        assert decode(code + 1) > value
+    assert decode(top_code) == top_value and encode(top_value * 2) == top_code
 
 
 @given(records6, link_local)
@@ -165,12 +165,9 @@ def test_mld_checksum_covers_the_pseudo_header() -> None:
     src = bytes.fromhex("fe800000000000000000000000000001")
     data = mld.build_v2_report([mld.AddressRecord(4, bytes.fromhex("ff12" + "00" * 13 + "01"))],
                                src)
-    try:
+    with pytest.raises(ParseError) as exc:  # a different source breaks the checksum
         mld.parse(data, bytes.fromhex("fe800000000000000000000000000002"), mld.V2_ROUTERS)
-    except ParseError as err:
-        assert err.reason is DropReason.BAD_CHECKSUM
-    else:
-        raise AssertionError("a different source must break the checksum")
+    assert exc.value.reason is DropReason.BAD_CHECKSUM
 
 
 def test_split_records_fills_reports_up_to_the_room() -> None:

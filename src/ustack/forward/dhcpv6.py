@@ -67,13 +67,16 @@ class DHCPv6Server:
         ep.on_packet = self._received
         ep.bind(bytes(16), wire.SERVER_PORT)
         self._ep = ep
-        self.nic.join_group(wire.ALL_DHCP_RELAY_AGENTS_AND_SERVERS)
+        # through the stack: reference counted (a socket leaving the group cannot take it
+        # from the server) and reported by MLD (RFC 3810 6.1)
+        self.stack.join_group(self.nic, wire.ALL_DHCP_RELAY_AGENTS_AND_SERVERS)
 
     def close(self) -> None:
         if self._ep is not None:
             self._ep.close()
             self._ep = None
-            self.nic.leave_group(wire.ALL_DHCP_RELAY_AGENTS_AND_SERVERS)
+            if self.stack.nics.get(self.nic.id) is self.nic:  # removed: nothing to leave
+                self.stack.leave_group(self.nic, wire.ALL_DHCP_RELAY_AGENTS_AND_SERVERS)
 
     # --- receiving -------------------------------------------------------------------------
 

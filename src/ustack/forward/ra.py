@@ -80,7 +80,8 @@ class RouterAdvertiser:
         if not self.nic.has_address(self.source):
             # no DAD: the gateway owns the link (and a tentative source could not advertise)
             self.stack.add_address(self.nic.id, (self.source, 64), dad=False)
-        self.nic.join_group(ip_wire.ALL_ROUTERS)
+        # RFC 4861 6.2.2; through the stack: reference counted and reported by MLD
+        self.stack.join_group(self.nic, ip_wire.ALL_ROUTERS)
         self._ndp().serve_as_router(self.nic.id, self._solicited)
         self._periodic = self.stack.clock.call_later(0.0, self._advertise_periodically)
 
@@ -94,8 +95,8 @@ class RouterAdvertiser:
                 timer.cancel()
         self._periodic = self._response = None
         self._ndp().serve_as_router(self.nic.id, None)
-        self.nic.leave_group(ip_wire.ALL_ROUTERS)
-        if self.nic.id in self.stack.nics:
+        if self.stack.nics.get(self.nic.id) is self.nic:  # removed: nothing to leave or say
+            self.stack.leave_group(self.nic, ip_wire.ALL_ROUTERS)
             self._send(router_lifetime=0)
 
     def _ndp(self) -> NDP:

@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer
 from ustack.contracts import DeliveryResult
-from ustack.network.multicast import GroupManager, QueryInfo, Record
+from ustack.network.multicast import MembershipProtocol, Record
 from ustack.nic import NIC
-from ustack.route import Route
 from ustack.wire import ethernet
 from ustack.wire import igmp as wire
-from ustack.wire.errors import DropReason, ParseError
+from ustack.wire.errors import ParseError
 from ustack.wire.proto import EtherType, IPProto
 
 if TYPE_CHECKING:
@@ -28,32 +27,15 @@ UNSOLICITED_INTERVAL_V3 = 1.0  # RFC 3376 8.11
 UNSOLICITED_INTERVAL_V2 = 10.0  # RFC 2236 8.10
 
 
-class IGMPProtocol:
+class IGMPProtocol(MembershipProtocol):
     """A TransportProtocol (number 2) and the GroupMembershipProtocol for IPv4."""
 
     number = IPProto.IGMP
     name = "igmp"
-    address_size = 4
+    address_size = wire.ADDRESS_SIZE
     newest = 3
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.groups = GroupManager(stack, self)
-
-    # --- GroupMembershipProtocol ---------------------------------------------------------------
-
-    def join(self, nic: NIC, group: bytes) -> None:
-        self.groups.join(nic, group)
-
-    def leave(self, nic: NIC, group: bytes) -> bool:
-        return self.groups.leave(nic, group)
-
-    def nic_enabled(self, nic: NIC) -> None:
-        """RFC 1112 7.2 / RFC 2236 6: all-systems is joined on every interface, never reported."""
-        self.groups.join(nic, wire.ALL_SYSTEMS)
-
-    def nic_removed(self, nic_id: int) -> None:
-        self.groups.nic_removed(nic_id)
+    all_hosts = wire.ALL_SYSTEMS  # RFC 1112 7.2 / RFC 2236 6: joined, never reported
+    ip_header_len = wire.IP_HEADER_LEN
 
     # --- TransportProtocol ---------------------------------------------------------------------
 
@@ -72,13 +54,8 @@ class IGMPProtocol:
             return DeliveryResult.DROPPED
         stats.count("igmp.rx")
         if isinstance(msg, wire.Query):
-            # RFC 3376 4.1.12: general queries go to all-systems, group queries to the group
-            if (msg.is_general and pkt.dst_addr != wire.ALL_SYSTEMS) or (
-                    not msg.is_general and pkt.dst_addr not in (msg.group, wire.ALL_SYSTEMS)):
-                stats.drop("igmp", DropReason.BAD_ADDRESS)
+            if not self.handle_query(nic, msg, pkt.dst_addr):
                 return DeliveryResult.DROPPED
-            self.groups.handle_query(nic, QueryInfo(msg.version, msg.max_resp, msg.group,
-                                                    msg.qrv, msg.qqi, msg.sources))
         elif isinstance(msg, wire.Report) and msg.type in (wire.V1_REPORT, wire.V2_REPORT):
             self.groups.handle_report(nic, msg.group)
         else:
@@ -96,12 +73,8 @@ class IGMPProtocol:
     def has_leave(self, version: int) -> bool:
         return version == 2
 
-    def send_records(self, nic: NIC, records: list[Record]) -> None:
-        room = nic.link.mtu - wire.IP_HEADER_LEN
-        rows = [wire.GroupRecord(r.type, r.group, r.sources) for r in records]
-        for batch in wire.split_records(rows, room):
-            self._send(nic, wire.V3_ROUTERS, wire.build_v3_report(batch))
-            self.stack.stats.count("igmp.tx_v3_report")
+    def send_report(self, nic: NIC, records: list[Record]) -> None:
+        self._send(nic, wire.V3_ROUTERS, wire.build_v3_report(records))
 
     def send_old_report(self, nic: NIC, version: int, group: bytes) -> None:
         kind = wire.V1_REPORT if version == 1 else wire.V2_REPORT
@@ -111,17 +84,15 @@ class IGMPProtocol:
         self._send(nic, wire.ALL_ROUTERS, wire.build_v2(wire.V2_LEAVE, group))
 
     def _send(self, nic: NIC, dst: bytes, message: bytes) -> None:
-        ep = nic.endpoints.get(EtherType.IPV4)
-        if ep is None:
-            return
         # RFC 3376 4.2.13: 0.0.0.0 when the interface has no address yet
         src = nic.primary_address(4, dst) or wire.ANY
-        ident = getattr(self.stack.network_protocols.get(EtherType.IPV4), "next_ident", None)
-        packet = wire.build_packet(src, dst, message, ident() if ident is not None else 0)
-        route = Route(nic, ep, EtherType.IPV4, src, dst, dst,
-                      link_addr=ethernet.ipv4_multicast_mac(dst))
-        nic.write_packet(route, PacketBuffer(nic.link.max_header_length, packet))
-        self.stack.stats.count("igmp.tx")
+
+        def build() -> bytes:
+            ident = getattr(self.stack.network_protocols.get(EtherType.IPV4), "next_ident",
+                            None)
+            return wire.build_packet(src, dst, message, ident() if ident is not None else 0)
+
+        self._write(nic, EtherType.IPV4, src, dst, ethernet.ipv4_multicast_mac(dst), build)
 
 
 def factory(stack: Stack) -> IGMPProtocol:

@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer
-from ustack.network.multicast import GroupManager, QueryInfo, Record
-from ustack.route import Route
+from ustack.network.multicast import MembershipProtocol, Record
 from ustack.wire import ethernet
 from ustack.wire import ipv6 as ip_wire
 from ustack.wire import mld as wire
@@ -29,28 +28,14 @@ UNSOLICITED_INTERVAL_V2 = 1.0  # RFC 3810 9.11
 UNSOLICITED_INTERVAL_V1 = 10.0  # RFC 2710 7.10
 
 
-class MLDProtocol:
+class MLDProtocol(MembershipProtocol):
     """The GroupMembershipProtocol for IPv6."""
 
     name = "mld"
-    address_size = 16
+    address_size = wire.ADDRESS_SIZE
     newest = 2
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.groups = GroupManager(stack, self)
-
-    def join(self, nic: NIC, group: bytes) -> None:
-        self.groups.join(nic, group)
-
-    def leave(self, nic: NIC, group: bytes) -> bool:
-        return self.groups.leave(nic, group)
-
-    def nic_enabled(self, nic: NIC) -> None:
-        self.groups.join(nic, wire.ALL_NODES)  # RFC 4861 7.2.1; never reported
-
-    def nic_removed(self, nic_id: int) -> None:
-        self.groups.nic_removed(nic_id)
+    all_hosts = wire.ALL_NODES  # RFC 4861 7.2.1: joined, never reported
+    ip_header_len = wire.IP_HEADER_LEN
 
     # --- receiving (called by the ICMPv6 handler) ----------------------------------------------
 
@@ -67,12 +52,7 @@ class MLDProtocol:
             stats.drop("mld", DropReason.BAD_ADDRESS)
             return
         if isinstance(msg, wire.Query):
-            if (msg.is_general and pkt.dst_addr != wire.ALL_NODES) or (
-                    not msg.is_general and pkt.dst_addr not in (msg.group, wire.ALL_NODES)):
-                stats.drop("mld", DropReason.BAD_ADDRESS)  # RFC 3810 5.1.15
-                return
-            self.groups.handle_query(ep.nic, QueryInfo(msg.version, msg.max_resp, msg.group,
-                                                       msg.qrv, msg.qqi, msg.sources))
+            self.handle_query(ep.nic, msg, pkt.dst_addr)
         elif isinstance(msg, wire.Report) and msg.type == wire.V1_REPORT:
             self.groups.handle_report(ep.nic, msg.group)
         else:
@@ -90,14 +70,9 @@ class MLDProtocol:
     def has_leave(self, version: int) -> bool:
         return version == 1
 
-    def send_records(self, nic: NIC, records: list[Record]) -> None:
+    def send_report(self, nic: NIC, records: list[Record]) -> None:
         src = self._source(nic)
-        room = nic.link.mtu - wire.IP_HEADER_LEN
-        rows = [wire.AddressRecord(r.type, r.group, r.sources) for r in records]
-        for batch in wire.split_records(rows, room):
-            self._send(nic, src, wire.V2_ROUTERS,
-                       wire.build_v2_report(batch, src, wire.V2_ROUTERS))
-            self.stack.stats.count("mld.tx_v2_report")
+        self._send(nic, src, wire.V2_ROUTERS, wire.build_v2_report(records, src, wire.V2_ROUTERS))
 
     def send_old_report(self, nic: NIC, version: int, group: bytes) -> None:
         src = self._source(nic)
@@ -115,14 +90,8 @@ class MLDProtocol:
                     wire.ANY)
 
     def _send(self, nic: NIC, src: bytes, dst: bytes, message: bytes) -> None:
-        ep = nic.endpoints.get(EtherType.IPV6)
-        if ep is None:
-            return
-        packet = wire.build_packet(src, dst, message)
-        route = Route(nic, ep, EtherType.IPV6, src, dst, dst,
-                      link_addr=ethernet.ipv6_multicast_mac(dst))
-        nic.write_packet(route, PacketBuffer(nic.link.max_header_length, packet))
-        self.stack.stats.count("mld.tx")
+        self._write(nic, EtherType.IPV6, src, dst, ethernet.ipv6_multicast_mac(dst),
+                    lambda: wire.build_packet(src, dst, message))
 
 
 def factory(stack: Stack) -> MLDProtocol:

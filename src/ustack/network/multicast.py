@@ -14,21 +14,27 @@ Version Querier Present timers, and the report timers. The protocol modules
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from ustack.buffer import PacketBuffer
 from ustack.clock import Timer
 from ustack.contracts import LinkCapabilities
+from ustack.route import Route
+from ustack.wire import group_records
+from ustack.wire.errors import DropReason
+from ustack.wire.group_records import (
+    CHANGE_TO_EXCLUDE,
+    CHANGE_TO_INCLUDE,
+    MODE_IS_EXCLUDE,
+    MODE_IS_INCLUDE,
+)
+from ustack.wire.proto import EtherType
 
 if TYPE_CHECKING:
     from ustack.nic import NIC
     from ustack.stack import Stack
-
-# record types (RFC 3376 4.2.12 = RFC 3810 5.2.12)
-MODE_IS_INCLUDE = 1
-MODE_IS_EXCLUDE = 2
-CHANGE_TO_INCLUDE = 3
-CHANGE_TO_EXCLUDE = 4
 
 ROBUSTNESS = 2  # RFC 3376 8.1 / RFC 3810 9.1
 QUERY_INTERVAL = 125.0  # 8.2 / 9.2
@@ -46,10 +52,8 @@ class QueryInfo(NamedTuple):
     sources: tuple[bytes, ...] = ()
 
 
-class Record(NamedTuple):
-    type: int
-    group: bytes
-    sources: tuple[bytes, ...] = ()
+#: a record the state machine asks to send: the wire's group record (no aux data)
+Record = group_records.GroupRecord
 
 
 class Messenger(Protocol):
@@ -368,3 +372,92 @@ class GroupManager:
         for entry in iface.groups.values():
             self._cancel(entry)
 
+
+class MembershipProtocol:
+    """What IGMP and MLD do alike around the state machine: the GroupMembershipProtocol
+    calls, checking a query's destination, and splitting records into reports. A
+    subclass names its family's groups and sizes, and builds and sends the packets."""
+
+    name: str
+    newest: int  # 3 for IGMP, 2 for MLD
+    address_size: int
+    #: all-systems (224.0.0.1) or all-nodes (ff02::1): joined everywhere, never reported
+    all_hosts: bytes
+    #: the IP header (and Router Alert) in front of every report
+    ip_header_len: int
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.groups = GroupManager(stack, self)
+
+    # --- GroupMembershipProtocol ---------------------------------------------------------------
+
+    def join(self, nic: NIC, group: bytes) -> None:
+        self.groups.join(nic, group)
+
+    def leave(self, nic: NIC, group: bytes) -> bool:
+        return self.groups.leave(nic, group)
+
+    def nic_enabled(self, nic: NIC) -> None:
+        """RFC 1112 7.2 / RFC 2236 6 / RFC 4861 7.2.1: all-hosts on every interface."""
+        self.groups.join(nic, self.all_hosts)
+
+    def nic_removed(self, nic_id: int) -> None:
+        self.groups.nic_removed(nic_id)
+
+    # --- receiving -----------------------------------------------------------------------------
+
+    def handle_query(self, nic: NIC, query: group_records.Query, dst: bytes) -> bool:
+        """RFC 3376 4.1.12 / RFC 3810 5.1.15: general queries go to all-hosts, group
+        queries to the group (or all-hosts); others are dropped (False)."""
+        if (query.is_general and dst != self.all_hosts) or (
+                not query.is_general and dst not in (query.group, self.all_hosts)):
+            self.stack.stats.drop(self.name, DropReason.BAD_ADDRESS)
+            return False
+        self.groups.handle_query(nic, QueryInfo(query.version, query.max_resp, query.group,
+                                                query.qrv, query.qqi, query.sources))
+        return True
+
+    # --- Messenger -----------------------------------------------------------------------------
+
+    def send_records(self, nic: NIC, records: list[Record]) -> None:
+        """RFC 3376 4.2.16 / RFC 3810 5.2.15: as many reports as the MTU needs."""
+        room = nic.link.mtu - self.ip_header_len
+        for batch in group_records.split_records(records, room, self.address_size):
+            self.send_report(nic, batch)
+            self.stack.stats.count(f"{self.name}.tx_v{self.newest}_report")
+
+    # --- what each family says for itself ------------------------------------------------------
+
+    def reportable(self, group: bytes) -> bool:
+        raise NotImplementedError
+
+    def unsolicited_interval(self, version: int) -> float:
+        raise NotImplementedError
+
+    def has_leave(self, version: int) -> bool:
+        raise NotImplementedError
+
+    def send_report(self, nic: NIC, records: list[Record]) -> None:
+        """One newest-version report holding ``records``."""
+        raise NotImplementedError
+
+    def send_old_report(self, nic: NIC, version: int, group: bytes) -> None:
+        raise NotImplementedError
+
+    def send_leave(self, nic: NIC, version: int, group: bytes) -> None:
+        raise NotImplementedError
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    def _write(self, nic: NIC, ethertype: EtherType, src: bytes, dst: bytes, link_addr: bytes,
+               build: Callable[[], bytes]) -> None:
+        """Send the packet ``build`` makes to ``dst`` on its group MAC, without routing
+        (RFC 3376 4 / RFC 3810 5: link-local, TTL 1); nothing without an IP endpoint."""
+        ep = nic.endpoints.get(ethertype)
+        if ep is None:
+            return
+        packet = build()
+        route = Route(nic, ep, ethertype, src, dst, dst, link_addr=link_addr)
+        nic.write_packet(route, PacketBuffer(nic.link.max_header_length, packet))
+        self.stack.stats.count(f"{self.name}.tx")

@@ -92,8 +92,8 @@ class DatagramEndpoint:
         if any(addr) and not self.stack.is_local_address(addr) and addr != b"\xff" * 4 \
                 and not is_multicast(addr):  # a group address: Linux lets UDP bind it
             raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
-        self.binding = self.table.bind(self, self.size, addr, port,
-                                       self.reuse or self.reuse_port)
+        self.binding = self.table.bind(self, self.size, addr, port, self.reuse,
+                                       self.reuse_port)
         self.local_addr = self.binding.local_addr
         self.local_port = self.binding.local_port
 

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
 
 from ustack.wire import checksum
+from ustack.wire import group_records as records_wire
 from ustack.wire import ipv4 as ip_wire
 from ustack.wire.errors import DropReason, ParseError
+
+# re-exported: the shared message types under IGMP's names
+from ustack.wire.group_records import GroupRecord as GroupRecord
+from ustack.wire.group_records import Query as Query
+from ustack.wire.group_records import Report as Report
 from ustack.wire.proto import IPProto
 from ustack.wire.types import Buffer
 
@@ -29,19 +34,11 @@ ALL_SYSTEMS = bytes((224, 0, 0, 1))
 ALL_ROUTERS = bytes((224, 0, 0, 2))
 V3_ROUTERS = bytes((224, 0, 0, 22))
 ANY = bytes(4)
-
-# RFC 3376 4.2.12: group record types
-MODE_IS_INCLUDE = 1
-MODE_IS_EXCLUDE = 2
-CHANGE_TO_INCLUDE = 3
-CHANGE_TO_EXCLUDE = 4
-ALLOW_NEW_SOURCES = 5
-BLOCK_OLD_SOURCES = 6
+ADDRESS_SIZE = 4
 
 V2_MESSAGE = struct.Struct("!BBH4s")  # type, max resp time, checksum, group
 V3_QUERY = struct.Struct("!BBH4sBBH")  # ..., resv|S|QRV, QQIC, number of sources
-V3_REPORT_HEADER = struct.Struct("!BBHHH")  # type, reserved, checksum, reserved, records
-RECORD_HEADER = struct.Struct("!BBH4s")  # type, aux data len, number of sources, group
+V3_REPORT_HEADER = records_wire.REPORT_HEADER
 V2_LEN = V2_MESSAGE.size  # 8
 V3_QUERY_LEN = V3_QUERY.size  # 12
 
@@ -51,58 +48,20 @@ IP_HEADER_LEN = ip_wire.MIN_HEADER_LEN + len(ROUTER_ALERT)
 TOS_INTERNETWORK_CONTROL = 0xC0
 V1_MAX_RESP = 10.0  # RFC 2236 4: a v1 query (code 0) means 10 seconds
 
-
-class Query(NamedTuple):
-    version: int  # 1, 2 or 3 (RFC 3376 7.1)
-    max_resp: float  # seconds
-    group: bytes  # 0.0.0.0 for a general query
-    suppress: bool = False  # S flag (v3)
-    qrv: int = 0  # querier's robustness variable (v3; 0 = not given)
-    qqi: float = 0.0  # querier's query interval in seconds (v3; 0 = not given)
-    sources: tuple[bytes, ...] = ()
-
-    @property
-    def is_general(self) -> bool:
-        return self.group == ANY
-
-
-class GroupRecord(NamedTuple):
-    type: int
-    group: bytes
-    sources: tuple[bytes, ...] = ()
-    aux: bytes = b""
-
-
-class Report(NamedTuple):
-    """A v1/v2 report or a v2 leave: one group."""
-
-    type: int
-    group: bytes
-
-
-class V3Report(NamedTuple):
-    records: tuple[GroupRecord, ...]
-
+#: RFC 3376 4.2
+V3Report = records_wire.RecordReport
 
 Message = Query | Report | V3Report
 
 
 def decode_code(code: int) -> int:
     """RFC 3376 4.1.1 / 4.1.7: Max Resp Code and QQIC, linear below 128, else floating."""
-    if code < 128:
-        return code
-    return ((code & 0x0F) | 0x10) << (((code >> 4) & 0x07) + 3)
+    return records_wire.decode_floating(code, 4)
 
 
 def encode_code(value: int) -> int:
     """The code whose decoded value is the largest not above ``value`` (saturating)."""
-    if value < 128:
-        return max(value, 0)
-    for exp in range(8):
-        top = value >> (exp + 3)
-        if top <= 0x1F:  # the first exponent that fits leaves top in 16..31
-            return 0x80 | (exp << 4) | (top - 0x10)
-    return 0xFF
+    return records_wire.encode_floating(value, 4)
 
 
 def parse(data: Buffer, verify_checksum: bool = True) -> Message:
@@ -131,30 +90,14 @@ def _parse_query(data: Buffer, code: int, group: bytes) -> Query:
     if size < V3_QUERY_LEN:
         raise ParseError(DropReason.BAD_LENGTH, "igmp query of 9-11 bytes")  # 7.1: ignored
     _k, _c, _s, _g, flags, qqic, count = V3_QUERY.unpack_from(data)
-    if V3_QUERY_LEN + 4 * count > size:
-        raise ParseError(DropReason.TRUNCATED, "igmpv3 query sources")
-    sources = tuple(bytes(data[i:i + 4])
-                    for i in range(V3_QUERY_LEN, V3_QUERY_LEN + 4 * count, 4))
+    sources = records_wire.read_addresses(data, V3_QUERY_LEN, count, ADDRESS_SIZE,
+                                          "igmpv3 query sources")
     return Query(3, decode_code(code) / 10, group, bool(flags & 0x08), flags & 0x07,
                  float(decode_code(qqic)), sources)
 
 
 def _parse_v3_report(data: Buffer) -> V3Report:
-    count = V3_REPORT_HEADER.unpack_from(data)[4]
-    offset = V3_REPORT_HEADER.size
-    records: list[GroupRecord] = []
-    for _ in range(count):
-        if offset + RECORD_HEADER.size > len(data):
-            raise ParseError(DropReason.TRUNCATED, "igmpv3 group record")
-        rtype, aux_words, nsrc, group = RECORD_HEADER.unpack_from(data, offset)
-        offset += RECORD_HEADER.size
-        end = offset + 4 * nsrc + 4 * aux_words
-        if end > len(data):
-            raise ParseError(DropReason.TRUNCATED, "igmpv3 group record sources")
-        sources = tuple(bytes(data[i:i + 4]) for i in range(offset, offset + 4 * nsrc, 4))
-        records.append(GroupRecord(rtype, group, sources, bytes(data[offset + 4 * nsrc:end])))
-        offset = end
-    return V3Report(tuple(records))
+    return V3Report(records_wire.read_records(data, ADDRESS_SIZE, "igmpv3 group"))
 
 
 def _finish(buf: bytearray) -> bytes:
@@ -179,31 +122,19 @@ def build_v3_query(group: bytes, max_resp_code: int, sources: Sequence[bytes] = 
 
 
 def record_length(record: GroupRecord) -> int:
-    return RECORD_HEADER.size + 4 * len(record.sources) + len(record.aux)
+    return records_wire.record_length(record, ADDRESS_SIZE)
 
 
 def build_v3_report(records: Sequence[GroupRecord]) -> bytes:
     body = bytearray(V3_REPORT_HEADER.size)
     V3_REPORT_HEADER.pack_into(body, 0, V3_REPORT, 0, 0, 0, len(records))
-    for rec in records:
-        body += RECORD_HEADER.pack(rec.type, len(rec.aux) // 4, len(rec.sources), rec.group)
-        body += b"".join(rec.sources) + rec.aux
+    body += records_wire.build_records(records, ADDRESS_SIZE)
     return _finish(body)
 
 
 def split_records(records: Sequence[GroupRecord], room: int) -> Iterator[list[GroupRecord]]:
     """RFC 3376 4.2.16: as many whole records per report as fit in ``room`` bytes."""
-    batch: list[GroupRecord] = []
-    used = V3_REPORT_HEADER.size
-    for rec in records:
-        size = record_length(rec)
-        if batch and used + size > room:
-            yield batch
-            batch, used = [], V3_REPORT_HEADER.size
-        batch.append(rec)
-        used += size
-    if batch:
-        yield batch
+    return records_wire.split_records(records, room, ADDRESS_SIZE)
 
 
 def build_packet(src: bytes, dst: bytes, message: bytes, ident: int) -> bytes:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
 
+from ustack.wire import group_records as records_wire
 from ustack.wire import icmp6 as icmp_wire
 from ustack.wire import ipv6 as ip_wire
 from ustack.wire.errors import DropReason, ParseError
+
+# re-exported: the shared message types under MLD's names
+from ustack.wire.group_records import Query as Query
+from ustack.wire.group_records import Report as Report
 from ustack.wire.proto import IPProto
 from ustack.wire.types import Buffer
 
@@ -29,85 +33,40 @@ ALL_NODES = ip_wire.ALL_NODES
 ALL_ROUTERS = ip_wire.ALL_ROUTERS
 V2_ROUTERS = bytes.fromhex("ff020000000000000000000000000016")
 ANY = bytes(16)
+ADDRESS_SIZE = 16
 
-# RFC 3810 5.2.12: multicast address record types (the same numbers as IGMPv3)
-MODE_IS_INCLUDE = 1
-MODE_IS_EXCLUDE = 2
-CHANGE_TO_INCLUDE = 3
-CHANGE_TO_EXCLUDE = 4
-ALLOW_NEW_SOURCES = 5
-BLOCK_OLD_SOURCES = 6
+#: RFC 3810 5.2.4's name for a group record
+AddressRecord = records_wire.GroupRecord
 
 V1_MESSAGE = struct.Struct("!BBHHH16s")  # type, code, checksum, max delay, reserved, address
 V1_LEN = V1_MESSAGE.size  # 24
 V2_QUERY_TAIL = struct.Struct("!BBH")  # resv|S|QRV, QQIC, number of sources
 V2_QUERY_LEN = V1_LEN + V2_QUERY_TAIL.size  # 28
-V2_REPORT_HEADER = struct.Struct("!BBHHH")  # type, reserved, checksum, reserved, records
-RECORD_HEADER = struct.Struct("!BBH16s")  # type, aux data len, number of sources, address
+V2_REPORT_HEADER = records_wire.REPORT_HEADER
 
 #: the hop-by-hop header: next header ICMPv6, length 0, Router Alert (value 0), PadN
 HOP_BY_HOP = bytes((IPProto.ICMPV6, 0, 5, 2, 0, 0, 1, 0))
 IP_HEADER_LEN = ip_wire.HEADER_LEN + len(HOP_BY_HOP)
 V1_MAX_RESP_UNIT = 1000.0  # milliseconds
 
-
-class Query(NamedTuple):
-    version: int  # 1 or 2 (RFC 3810 8.1)
-    max_resp: float  # seconds
-    group: bytes  # :: for a general query
-    suppress: bool = False
-    qrv: int = 0
-    qqi: float = 0.0
-    sources: tuple[bytes, ...] = ()
-
-    @property
-    def is_general(self) -> bool:
-        return self.group == ANY
-
-
-class AddressRecord(NamedTuple):
-    type: int
-    group: bytes
-    sources: tuple[bytes, ...] = ()
-    aux: bytes = b""
-
-
-class Report(NamedTuple):
-    """An MLDv1 report or done: one address."""
-
-    type: int
-    group: bytes
-
-
-class V2Report(NamedTuple):
-    records: tuple[AddressRecord, ...]
-
+#: RFC 3810 5.2
+V2Report = records_wire.RecordReport
 
 Message = Query | Report | V2Report
 
 
 def decode_max_resp(code: int) -> int:
     """RFC 3810 5.1.3: milliseconds, linear below 32768, else 12-bit mantissa, 3-bit exp."""
-    if code < 32768:
-        return code
-    return ((code & 0x0FFF) | 0x1000) << (((code >> 12) & 0x07) + 3)
+    return records_wire.decode_floating(code, 12)
 
 
 def encode_max_resp(value: int) -> int:
-    if value < 32768:
-        return max(value, 0)
-    for exp in range(8):
-        top = value >> (exp + 3)
-        if top <= 0x1FFF:
-            return 0x8000 | (exp << 12) | (top - 0x1000)
-    return 0xFFFF
+    return records_wire.encode_floating(value, 12)
 
 
 def decode_qqic(code: int) -> int:
     """RFC 3810 5.1.9: the same floating format as IGMPv3's QQIC."""
-    if code < 128:
-        return code
-    return ((code & 0x0F) | 0x10) << (((code >> 4) & 0x07) + 3)
+    return records_wire.decode_floating(code, 4)
 
 
 def parse(data: Buffer, src: bytes, dst: bytes, verify_checksum: bool = True) -> Message:
@@ -126,10 +85,8 @@ def parse(data: Buffer, src: bytes, dst: bytes, verify_checksum: bool = True) ->
         if size < V2_QUERY_LEN:
             raise ParseError(DropReason.BAD_LENGTH, "mld query of 25-27 bytes")  # 8.1
         flags, qqic, count = V2_QUERY_TAIL.unpack_from(data, V1_LEN)
-        if V2_QUERY_LEN + 16 * count > size:
-            raise ParseError(DropReason.TRUNCATED, "mldv2 query sources")
-        sources = tuple(bytes(data[i:i + 16])
-                        for i in range(V2_QUERY_LEN, V2_QUERY_LEN + 16 * count, 16))
+        sources = records_wire.read_addresses(data, V2_QUERY_LEN, count, ADDRESS_SIZE,
+                                              "mldv2 query sources")
         return Query(2, decode_max_resp(code) / V1_MAX_RESP_UNIT, group, bool(flags & 0x08),
                      flags & 0x07, float(decode_qqic(qqic)), sources)
     if kind == V2_REPORT:
@@ -138,23 +95,7 @@ def parse(data: Buffer, src: bytes, dst: bytes, verify_checksum: bool = True) ->
 
 
 def _parse_v2_report(data: Buffer) -> V2Report:
-    if len(data) < V2_REPORT_HEADER.size:
-        raise ParseError(DropReason.TRUNCATED, "mldv2 report")
-    count = V2_REPORT_HEADER.unpack_from(data)[4]
-    offset = V2_REPORT_HEADER.size
-    records: list[AddressRecord] = []
-    for _ in range(count):
-        if offset + RECORD_HEADER.size > len(data):
-            raise ParseError(DropReason.TRUNCATED, "mldv2 address record")
-        rtype, aux_words, nsrc, group = RECORD_HEADER.unpack_from(data, offset)
-        offset += RECORD_HEADER.size
-        end = offset + 16 * nsrc + 4 * aux_words
-        if end > len(data):
-            raise ParseError(DropReason.TRUNCATED, "mldv2 address record sources")
-        sources = tuple(bytes(data[i:i + 16]) for i in range(offset, offset + 16 * nsrc, 16))
-        records.append(AddressRecord(rtype, group, sources, bytes(data[offset + 16 * nsrc:end])))
-        offset = end
-    return V2Report(tuple(records))
+    return V2Report(records_wire.read_records(data, ADDRESS_SIZE, "mldv2 address"))
 
 
 def build_v1(kind: int, group: bytes, src: bytes, dst: bytes, max_delay_ms: int = 0) -> bytes:
@@ -171,29 +112,19 @@ def build_v2_query(group: bytes, src: bytes, dst: bytes, max_resp_code: int,
 
 
 def record_length(record: AddressRecord) -> int:
-    return RECORD_HEADER.size + 16 * len(record.sources) + len(record.aux)
+    return records_wire.record_length(record, ADDRESS_SIZE)
 
 
 def build_v2_report(records: Sequence[AddressRecord], src: bytes, dst: bytes = V2_ROUTERS,
                     ) -> bytes:
-    body = b"".join(RECORD_HEADER.pack(r.type, len(r.aux) // 4, len(r.sources), r.group)
-                    + b"".join(r.sources) + r.aux for r in records)
-    return icmp_wire.build(V2_REPORT, 0, len(records), body, src, dst)
+    """RFC 3810 5.2: the ICMPv6 header's last two bytes hold the number of records."""
+    return icmp_wire.build(V2_REPORT, 0, len(records),
+                           records_wire.build_records(records, ADDRESS_SIZE), src, dst)
 
 
 def split_records(records: Sequence[AddressRecord], room: int) -> Iterator[list[AddressRecord]]:
     """RFC 3810 5.2.15: as many whole records per report as fit in ``room`` bytes."""
-    batch: list[AddressRecord] = []
-    used = V2_REPORT_HEADER.size
-    for rec in records:
-        size = record_length(rec)
-        if batch and used + size > room:
-            yield batch
-            batch, used = [], V2_REPORT_HEADER.size
-        batch.append(rec)
-        used += size
-    if batch:
-        yield batch
+    return records_wire.split_records(records, room, ADDRESS_SIZE)
 
 
 def build_packet(src: bytes, dst: bytes, message: bytes) -> bytes:
