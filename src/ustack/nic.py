@@ -68,6 +68,9 @@ class NIC:
         #: send from any source address, not only assigned ones
         self.spoofing = False
         self.enabled = True
+        #: network protocols turned off here (IPv6 after a duplicate hardware-derived
+        #: link-local address, RFC 4862 5.4.5): nothing of theirs is sent
+        self.disabled_protocols: set[int] = set()
         caps = link.capabilities
         self.needs_resolution = bool(caps & LinkCapabilities.RESOLUTION_REQUIRED)
         self.rx_checksum_offload = bool(caps & LinkCapabilities.RX_CHECKSUM_OFFLOAD)
@@ -181,6 +184,9 @@ class NIC:
     def write_packet(self, route: Route, pkt: PacketBuffer) -> None:
         """Send a packet whose network header is built: resolve the next hop, then write."""
         pkt.network_protocol = route.network_protocol
+        if self.disabled_protocols and route.network_protocol in self.disabled_protocols:
+            self.stats.drop("nic", DropReason.LINK_DOWN)
+            return
         if not self.needs_resolution:
             self.send_resolved(pkt, b"")
             return

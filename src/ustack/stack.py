@@ -108,6 +108,12 @@ class Stack:
         self.nics: dict[int, NIC] = {}
         self.routes = RouteTable()
         self._local_addrs: dict[bytes, NIC] = {}
+        #: the connected route each address put in the table, and who holds each such
+        #: route (addresses; on-link prefixes from router advertisements, RFC 4861 6.3.4)
+        self._connected: dict[bytes, RouteEntry] = {}
+        self._route_holders: dict[RouteEntry, set[object]] = {}
+        #: IPv6 addresses whose solicited-node group was joined for them (RFC 4861 7.2.1)
+        self._solicited_joined: set[bytes] = set()
         self.neighbor_config = NeighborConfig()
         #: recursive DNS servers the stack was configured with (by DHCP, or by hand)
         self.dns_servers: list[bytes] = []
@@ -167,8 +173,13 @@ class Stack:
         nic = self.nics.pop(nic_id)
         for group_proto in self.group_protocols.values():
             group_proto.nic_removed(nic_id)
-        for entry in list(nic.all_addresses()):
-            self._local_addrs.pop(entry.addr, None)
+        for addr in [a for a, owner in self._local_addrs.items() if owner is nic]:
+            del self._local_addrs[addr]  # tentative ones too (RFC 4862 5.4)
+            self._connected.pop(addr, None)
+            self._solicited_joined.discard(addr)
+            self._address_removed(nic, addr)
+        for route in [r for r in self._route_holders if r.nic_id == nic_id]:
+            del self._route_holders[route]
         self.routes.remove_nic(nic_id)
         nic.close()
 
@@ -190,13 +201,16 @@ class Stack:
         ``dad=False`` skips IPv6 duplicate address detection (``ip addr add ... nodad``)."""
         nic = self.nic(nic_id)
         addr, plen = parse_interface(address) if isinstance(address, str) else address
-        # a tentative address (RFC 4862 5.4) is not on the NIC yet, but not new either
-        new = not nic.has_address(addr) and self._local_addrs.get(addr) is not nic
         entry = nic.add_address(addr, plen)
         self._local_addrs[addr] = nic
         if connected_route:
             net = ipaddress.ip_network((addr, plen), strict=False)
-            self.routes.add(RouteEntry(net.network_address.packed, plen, None, nic.id))
+            route = RouteEntry(net.network_address.packed, plen, None, nic.id)
+            old = self._connected.get(addr)
+            if old is not None and old != route:
+                self.release_route(old, addr)
+            self._connected[addr] = route
+            self.hold_route(route, addr)
         for proto in self.network_protocols.values():
             added = getattr(proto, "address_added", None)
             if added is not None:
@@ -204,28 +218,59 @@ class Stack:
             assume_unique = None if dad else getattr(proto, "assume_unique", None)
             if assume_unique is not None:
                 assume_unique(nic, entry)
-        if new and len(addr) == 16:
-            # RFC 4861 7.2.1: join the solicited-node group, reported by MLD (RFC 3810 6)
-            self.join_group(nic, ipv6_wire.solicited_node(addr))
+        if len(addr) == 16 and nic.has_address(addr):
+            # assigned now (a tentative address's group is joined when its duplicate
+            # address detection begins, RFC 4862 5.4.2)
+            self.join_solicited_node(nic, addr)
         return entry
 
+    def join_solicited_node(self, nic: NIC, addr: bytes) -> None:
+        """RFC 4861 7.2.1: join ``addr``'s solicited-node group, reported by MLD (RFC 3810
+        6); once per address, left again by :meth:`remove_address`."""
+        if addr not in self._solicited_joined and self._local_addrs.get(addr) is nic:
+            self._solicited_joined.add(addr)
+            self.join_group(nic, ipv6_wire.solicited_node(addr))
+
     def remove_address(self, address: str | bytes) -> bool:
+        """Take an address (assigned or still tentative) off its NIC, with its connected
+        route and solicited-node group; False if the stack does not hold it."""
         addr = ipaddress.ip_interface(address).ip.packed if isinstance(address, str) else address
         nic = self._local_addrs.pop(addr, None)
         if nic is None:
             return False
-        entry = next((e for e in nic.addresses[len(addr)] if e.addr == addr), None)
-        if not nic.remove_address(addr):
-            return False
-        if len(addr) == 16:
+        nic.remove_address(addr)
+        self._address_removed(nic, addr)
+        if addr in self._solicited_joined:
+            self._solicited_joined.discard(addr)
             self.leave_group(nic, ipv6_wire.solicited_node(addr))
-        if entry is not None:
-            net = ipaddress.ip_network((addr, entry.prefix_len), strict=False)
-            if not any(e.contains(net.network_address.packed) and e.prefix_len == entry.prefix_len
-                       for e in nic.addresses[len(addr)]):
-                self.routes.remove(RouteEntry(net.network_address.packed, entry.prefix_len, None,
-                                              nic.id))
+        route = self._connected.pop(addr, None)
+        if route is not None:
+            self.release_route(route, addr)
         return True
+
+    def _address_removed(self, nic: NIC, addr: bytes) -> None:
+        for proto in self.network_protocols.values():
+            removed = getattr(proto, "address_removed", None)
+            if removed is not None:
+                removed(nic, addr)  # IPv6: a tentative address's DAD stops
+
+    def hold_route(self, route: RouteEntry, holder: object) -> None:
+        """Put ``route`` in the table on behalf of ``holder`` (an address, an on-link
+        prefix); it stays while anyone holds it."""
+        holders = self._route_holders.setdefault(route, set())
+        if not holders:
+            self.routes.add(route)
+        holders.add(holder)
+
+    def release_route(self, route: RouteEntry, holder: object) -> None:
+        """``holder`` no longer needs ``route``: the last one out removes it."""
+        holders = self._route_holders.get(route)
+        if holders is None or holder not in holders:
+            return
+        holders.discard(holder)
+        if not holders:
+            del self._route_holders[route]
+            self.routes.remove(route)
 
     def add_route(self, destination: str, gateway: str | None = None,
                   nic_id: int | str | None = None, metric: int = 0) -> RouteEntry:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.interop.test_tap import LoopThread, unique_name
+from tests.interop.test_tap import LoopThread, stop_tap_and_loop, unique_name
 from ustack.clock import RealClock
 from ustack.link.tap import TapEndpoint
 from ustack.netns import Namespace
@@ -82,12 +82,7 @@ def link() -> Iterator[Link]:
         yield Link(ns, stack, runner)
         assert runner.errors == [], runner.errors
     finally:
-        if runner is not None:
-            if tap is not None:
-                runner.call(tap.close)
-            runner.stop()
-        elif tap is not None:
-            tap.close()
+        stop_tap_and_loop(runner, tap)
         ns.delete()
     assert not ns.exists()
 

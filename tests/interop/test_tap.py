@@ -86,6 +86,17 @@ class LoopThread:
         self.loop.close()
 
 
+def stop_tap_and_loop(runner: LoopThread | None, tap: TapEndpoint | None) -> None:
+    """Teardown after a test that may have failed half-way through its setup: the tap is
+    closed on the loop's thread while the loop runs, then the loop stops."""
+    if runner is not None:
+        if tap is not None:
+            runner.call(tap.close)
+        runner.stop()
+    elif tap is not None:
+        tap.close()
+
+
 @dataclass
 class Peer:
     ns: Namespace
@@ -133,12 +144,7 @@ def start_peer(mtu: int, offload: bool) -> Iterator[Peer]:
         yield Peer(ns, tap, stack, runner, mtu)
         assert runner.errors == [], runner.errors
     finally:
-        if runner is not None:
-            if tap is not None:
-                runner.call(tap.close)
-            runner.stop()
-        elif tap is not None:
-            tap.close()
+        stop_tap_and_loop(runner, tap)
         ns.delete()
         shutil.rmtree(resolv, ignore_errors=True)
     assert not ns.exists()

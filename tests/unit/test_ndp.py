@@ -26,7 +26,7 @@ from ustack.wire import ndp as ndp_wire
 from ustack.wire.proto import EtherType
 
 #: an autoconfigured address is tentative for DupAddrDetectTransmits x RetransTimer (1 s)
-DAD_TIME = 1.01
+DAD_TIME = 2.01  # RFC 4862 5.4.2: up to 1 s delay (multicast RA), then RetransTimer
 ROUTER_MAC = "02:00:00:00:aa:01"
 ROUTER_LL = "fe80::1"
 PREFIX = "2001:db8:1::"

@@ -19,6 +19,7 @@ from ustack.network.ipv4 import IPv4Protocol
 from ustack.network.ipv6 import IPv6Protocol
 from ustack.network.pmtu import PathMTUCache
 from ustack.testing.pair import StackPair, make_pair
+from ustack.transport.tcp.endpoint import TCPEndpoint
 from ustack.transport.tcp.socket import StreamSocket
 from ustack.wire.proto import EtherType
 
@@ -63,12 +64,17 @@ def connected(pair: StackPair, version: int) -> StreamSocket:
     return cli
 
 
-@pytest.mark.parametrize("version", [4, 6])
-def test_blind_packet_too_big_for_tcp_leaves_the_path_mtu_alone(version: int) -> None:
+def sending(version: int) -> tuple[StackPair, TCPEndpoint]:
+    """A connection from a to b with 20000 bytes just written: data in flight."""
     pair = make_pair()
     cli = connected(pair, version)
-    ep = ep_of(cli)
     cli.send(b"x" * 20000)
+    return pair, ep_of(cli)
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_blind_packet_too_big_for_tcp_leaves_the_path_mtu_alone(version: int) -> None:
+    pair, ep = sending(version)
     far_off = ep.sender.snd_una + 1_000_000  # RFC 5927 4.1: nothing in flight there
     too_big(pair, version, 1280 if version == 6 else 600,
             tcp_quote(far_off, ep.local_port), proto=6)
@@ -80,10 +86,7 @@ def test_blind_packet_too_big_for_tcp_leaves_the_path_mtu_alone(version: int) ->
 
 @pytest.mark.parametrize("version", [4, 6])
 def test_packet_too_big_for_tcp_data_in_flight_lowers_the_path_mtu(version: int) -> None:
-    pair = make_pair()
-    cli = connected(pair, version)
-    ep = ep_of(cli)
-    cli.send(b"x" * 20000)
+    pair, ep = sending(version)
     mtu = 1300 if version == 6 else 1000
     too_big(pair, version, mtu, tcp_quote(ep.sender.snd_una, ep.local_port), proto=6)
     assert pair.a.stats[f"icmp{version}.ptb_rejected"] == 0

@@ -201,7 +201,7 @@ def test_neighbor_advertisements_carry_the_router_flag() -> None:
 
 def test_guest_configures_address_default_route_and_dns() -> None:
     link = make_guest_link()
-    link.run(1.0)
+    link.run(2.0)  # DAD: up to 1 s random delay (RFC 4862 5.4.2), then RetransTimer
     guest, nic = link.guest, link.nic_guest
     slaac = eui64_address("fd00:0:0:2::", link.link_guest.link_address)
     assert nic.has_address(slaac)

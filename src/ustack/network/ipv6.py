@@ -57,6 +57,20 @@ class IPv6Protocol:
         """Assign a tentative address at once (``Stack.add_address(dad=False)``)."""
         self.ndp.dad.assume_unique(entry.addr)
 
+    def address_removed(self, nic: NIC, addr: bytes) -> None:
+        if len(addr) == 16:
+            self.ndp.address_removed(nic, addr)  # a tentative address's DAD stops
+
+    def disable_nic(self, nic: NIC) -> bool:
+        """Stop IPv6 on ``nic``: nothing sent, nothing received (RFC 4862 5.4.5, Linux's
+        disable_ipv6); False if it was off already."""
+        ep = nic.endpoints.get(EtherType.IPV6)
+        if not isinstance(ep, IPv6Endpoint) or ep.disabled:
+            return False
+        ep.disabled = True  # receiving
+        nic.disabled_protocols.add(EtherType.IPV6)  # sending, whoever sends (NDP, MLD too)
+        return True
+
     def link_address_request(self, nic: NIC, target: bytes, local: bytes | None,
                              remote_link: bytes | None) -> None:
         self.ndp.send_neighbor_solicitation(nic, target, local, remote_link)
@@ -84,6 +98,9 @@ class IPv6Endpoint:
         self.ra_mtu = 0
         #: a router advertisement's Cur Hop Limit (RFC 4861 6.3.4), 0 when none
         self.ra_hop_limit = 0
+        #: IPv6 off on this NIC (a duplicate hardware-derived link-local address, RFC 4862
+        #: 5.4.5): every packet in is dropped and counted (and out: NIC.disabled_protocols)
+        self.disabled = False
 
     @property
     def link_mtu(self) -> int:
@@ -107,6 +124,9 @@ class IPv6Endpoint:
 
     def handle_packet(self, pkt: PacketBuffer) -> None:
         self.stats.counters["ipv6.rx"] += 1
+        if self.disabled:
+            self.stats.drop("ipv6", DropReason.LINK_DOWN)
+            return
         try:
             hdr = wire.parse(pkt.body())
         except ParseError as err:

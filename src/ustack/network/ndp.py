@@ -11,6 +11,8 @@ detection first (dad.py).
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -36,6 +38,8 @@ RTR_SOLICITATION_INTERVAL = 4.0
 #: RFC 4862 5.5.3 (e): a valid lifetime is not lowered below this by an unauthenticated RA
 TWO_HOURS = 2 * 60 * 60
 
+log = logging.getLogger("ustack.ndp")
+
 RouterKey = tuple[int, bytes]  # (nic id, router's link-local address)
 PrefixKey = tuple[int, bytes, int]  # (nic id, prefix, length)
 
@@ -60,6 +64,10 @@ class NDP:
         #: RDNSS addresses learned from RAs and their lifetimes (RFC 8106 5.1)
         self.rdnss: LifetimeTable[bytes] = LifetimeTable(clock, self._rdnss_expired)
         self.dad = DuplicateAddressDetection(stack, self)
+        self.dad.on_duplicate = self._duplicate_found
+        #: addresses being configured from a router advertisement sent to a multicast
+        #: address: their DAD waits a random delay first (RFC 4862 5.4.2)
+        self._from_multicast_ra: set[bytes] = set()
         self._solicited: dict[int, int] = {}  # nic id -> router solicitations sent
         #: NICs on which the stack is a router: nic id -> who answers solicitations
         self._advertising: dict[int, Callable[[PacketBuffer, wire.Options], None]] = {}
@@ -94,7 +102,38 @@ class NDP:
     def address_added(self, nic: NIC, entry: InterfaceAddress) -> None:
         """RFC 4862 5.4: an IPv6 address is tentative until DAD finds no other user."""
         if len(entry.addr) == 16:
-            self.dad.start(nic, entry, self._dad_done)
+            self.dad.start(nic, entry, self._dad_done,
+                           delay=entry.addr in self._from_multicast_ra)
+
+    def address_removed(self, nic: NIC, addr: bytes) -> None:
+        """An address left the stack: its DAD (if still tentative), what was to follow it,
+        and its SLAAC lifetimes go too (a later advertisement configures it afresh)."""
+        self.dad.cancel(addr)
+        self._on_assigned.pop(addr, None)
+        self.valid.discard(addr)
+        self.preferred.discard(addr)
+        self.deprecated.discard(addr)
+
+    def _duplicate_found(self, nic: NIC, addr: bytes) -> None:
+        """RFC 4862 5.4.5: a duplicate link-local address formed from the hardware address
+        means the hardware address itself is duplicated: IPv6 on the NIC SHOULD stop
+        (Linux's accept_dad=2). Its addresses and what routers taught it go with it."""
+        mac = nic.link.link_address
+        if len(mac) != 6 or addr != ip_wire.link_local_from_mac(mac):
+            return
+        if not self.protocol.disable_nic(nic):
+            return  # already off
+        self.stack.stats.count("ndp.ipv6_disabled")
+        log.error("%s: duplicate link-local address %s: hardware address %s is in use by "
+                  "another node; IPv6 disabled on this interface (RFC 4862 5.4.5)",
+                  nic.name, ipaddress.ip_address(addr), mac.hex(":"))
+        for held in [e.addr for e in nic.addresses[16]] + self.dad.tentative_addresses(nic):
+            self.stack.remove_address(held)
+        for router in [r for r in self._routers if r[0] == nic.id]:
+            self._routers.set(router, 0)
+        for key in [k for k in self.on_link if k[0] == nic.id]:
+            self.on_link.set(key, 0)
+        self._solicited[nic.id] = MAX_RTR_SOLICITATIONS
 
     def _dad_done(self, nic: NIC, addr: bytes) -> None:
         then = self._on_assigned.pop(addr, None)
@@ -273,7 +312,7 @@ class NDP:
         if mtu is not None and icmp_wire.MIN_MTU <= mtu <= nic.link.mtu:
             ep.ra_mtu = mtu  # 6.3.4: the advertised link MTU, within what the link allows
         for info in ra.options.prefixes:
-            self._on_prefix(nic, info)
+            self._on_prefix(nic, info, ip_wire.is_multicast(pkt.dst_addr))
         for server in ra.options.rdnss:
             self._on_rdnss(server, ra.options.rdnss_lifetime)
 
@@ -292,7 +331,7 @@ class NDP:
         if ra.retrans_timer:
             cache.retrans_time = ra.retrans_timer / 1000
 
-    def _on_prefix(self, nic: NIC, info: wire.PrefixInfo) -> None:
+    def _on_prefix(self, nic: NIC, info: wire.PrefixInfo, multicast: bool = False) -> None:
         if ip_wire.is_link_local(info.prefix) or info.preferred_lifetime > info.valid_lifetime:
             self.stack.stats.count("ndp.prefix_ignored")  # RFC 4862 5.5.3 (b), (c)
             return
@@ -300,20 +339,28 @@ class NDP:
             key = (nic.id, prefix_bits(info.prefix, info.length), info.length)
             if key in self.on_link or info.valid_lifetime:
                 if key not in self.on_link:
-                    self.stack.routes.add(RouteEntry(key[1], key[2], None, nic.id))
+                    # the prefix's route belongs to its Prefix List entry, whatever
+                    # addresses come and go in it
+                    self.stack.hold_route(self._prefix_route(key), key)
                 self.on_link.set(key, info.valid_lifetime)
         mac = nic.link.link_address
         if info.autonomous and info.length == 64 and len(mac) == 6:
-            self._autoconfigure(nic, info.prefix[:8] + ip_wire.eui64(mac), info)
+            self._autoconfigure(nic, info.prefix[:8] + ip_wire.eui64(mac), info, multicast)
 
-    def _autoconfigure(self, nic: NIC, addr: bytes, info: wire.PrefixInfo) -> None:
+    def _autoconfigure(self, nic: NIC, addr: bytes, info: wire.PrefixInfo,
+                       multicast: bool = False) -> None:
         """RFC 4862 5.5.3 (d) a new address, (e) an address we formed from it before."""
         valid, preferred = info.valid_lifetime, info.preferred_lifetime
         if addr not in self.valid:
             if not valid or nic.has_address(addr) or self.dad.is_tentative(addr):
                 return  # (d): zero valid lifetime; or configured by other means
+            if multicast:  # RFC 4862 5.4.2: DAD after a random delay
+                self._from_multicast_ra.add(addr)
+            try:
+                self.stack.add_address(nic.id, (addr, 64), connected_route=False)
+            finally:
+                self._from_multicast_ra.discard(addr)
             self.valid.set(addr, valid)
-            self.stack.add_address(nic.id, (addr, 64), connected_route=False)
             self._set_preferred(addr, preferred)
             self.stack.stats.count("ndp.slaac_address")
             return
@@ -355,8 +402,12 @@ class NDP:
         self.stack.routes.remove(self._default_route(router))
         self.stack.stats.count("ndp.router_expired")
 
+    @staticmethod
+    def _prefix_route(key: PrefixKey) -> RouteEntry:
+        return RouteEntry(key[1], key[2], None, key[0])
+
     def _prefix_expired(self, key: PrefixKey) -> None:
-        self.stack.routes.remove(RouteEntry(key[1], key[2], None, key[0]))
+        self.stack.release_route(self._prefix_route(key), key)
         self.stack.stats.count("ndp.prefix_expired")
 
     def _address_deprecated(self, addr: bytes) -> None:
@@ -371,17 +422,9 @@ class NDP:
 
     def _address_expired(self, addr: bytes) -> None:
         """RFC 4862 5.5.4: past its valid lifetime the address is removed."""
-        self.preferred.discard(addr)
-        self.deprecated.discard(addr)
-        nic = self.stack.local_nic(addr)
-        if nic is not None:
-            nic.deprecated.discard(addr)
-        self.dad.cancel(addr)
-        self.stack.remove_address(addr)  # takes the /64 route along with it ...
-        if nic is not None and (nic.id, prefix_bits(addr, 64), 64) in self.on_link:
-            # ... which the Prefix List still holds (the two-hour rule can make the
-            # address's valid lifetime end first)
-            self.stack.routes.add(RouteEntry(prefix_bits(addr, 64), 64, None, nic.id))
+        # tentative or assigned; the prefix's on-link route is not the address's (it was
+        # added without one) but the Prefix List's, which may outlive it (two-hour rule)
+        self.stack.remove_address(addr)  # address_removed forgets its other lifetimes
         self.stack.stats.count("ndp.address_expired")
 
     def _rdnss_expired(self, server: bytes) -> None:
