@@ -475,20 +475,26 @@ def peer_listen_accept(peer: RawPeer, syn_options: wire.TCPOptions | bytes = MSS
     return conn, synack
 
 
-def peer_connect_from_stack(peer: RawPeer, synack_options: wire.TCPOptions | bytes = MSS1460,
-        iss: int = 5_000_000, window: int = 65535,
-        setup: Callable[[Any], None] | None = None) -> tuple[PeerConn, Seg]:
-    """The stack connects (non-blocking) to the raw peer, which answers the SYN."""
-    fam = peer.family
-    cli = peer.stack.socket(fam, socket.SOCK_STREAM)
+def syn_sent(peer: RawPeer, setup: Callable[[Any], None] | None = None) -> tuple[Any, Seg]:
+    """The stack's non-blocking socket connecting to the raw peer, left in SYN-SENT: its
+    SYN is taken and the peer set to answer from the port it went to."""
+    cli = peer.stack.socket(peer.family, socket.SOCK_STREAM)
     if setup:
         setup(cli)
     cli.setblocking(False)
-    code = cli.connect_ex((ADDRS[fam][1], peer.port))
+    code = cli.connect_ex((ADDRS[peer.family][1], peer.port))
     assert code == errno.EINPROGRESS
     syn = peer.expect()
     assert syn.flags == SYN, syn
     peer.local_port = syn.sport
+    return cli, syn
+
+
+def peer_connect_from_stack(peer: RawPeer, synack_options: wire.TCPOptions | bytes = MSS1460,
+        iss: int = 5_000_000, window: int = 65535,
+        setup: Callable[[Any], None] | None = None) -> tuple[PeerConn, Seg]:
+    """The stack connects (non-blocking) to the raw peer, which answers the SYN."""
+    cli, syn = syn_sent(peer, setup)
     ts = isinstance(synack_options, wire.TCPOptions) and synack_options.timestamp is not None
     conn = PeerConn(peer, cli, iss, syn.seq + 1, ts=ts, window=window)
     if syn.options.timestamp:
@@ -514,6 +520,17 @@ def established_peer(family: int = AF4, ts: bool = False, sack: bool = False,
     assert ack.flags == ACK
     assert conn.ep.state.name == "ESTABLISHED"
     return conn
+
+
+def keepalive(idle: int = 10, intvl: int = 5, cnt: int = 3) -> Callable[[Any], None]:
+    """A socket setup that turns keep-alives on (SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT)."""
+    def setup(s: Any) -> None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, intvl)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, cnt)
+
+    return setup
 
 
 Rule = Callable[[Seg | None], "str | float | None"]

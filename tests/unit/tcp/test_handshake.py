@@ -28,6 +28,7 @@ from tests.unit.tcp.helpers import (
     peer_listen_accept,
     pump,
     segments,
+    syn_sent,
 )
 from ustack.transport.tcp.info import OPT_SACK, OPT_TIMESTAMPS, OPT_WSCALE
 from ustack.transport.tcp.state import State
@@ -422,11 +423,7 @@ def test_rfc9293_3_10_7_2_listener_answers_ack_with_rst() -> None:
 
 def test_rfc9293_3_10_7_3_syn_sent_unacceptable_ack_draws_rst() -> None:
     peer = RawPeer.create()
-    cli = peer.stack.socket(AF4, socket.SOCK_STREAM)
-    cli.setblocking(False)
-    cli.connect_ex(("10.0.0.2", 5000))
-    syn = peer.expect()
-    peer.local_port = syn.sport
+    cli, syn = syn_sent(peer)
     peer.send(9000, syn.seq + 5, SYN | ACK, options=wire.TCPOptions(mss=1460))
     rst = peer.expect()
     assert rst.flags == RST and rst.seq == (syn.seq + 5) & 0xFFFFFFFF
@@ -440,11 +437,7 @@ def test_rfc9293_3_10_7_3_syn_sent_unacceptable_ack_draws_rst() -> None:
 
 def test_synack_with_data_is_delivered() -> None:
     peer = RawPeer.create()
-    cli = peer.stack.socket(AF4, socket.SOCK_STREAM)
-    cli.setblocking(False)
-    cli.connect_ex(("10.0.0.2", 5000))
-    syn = peer.expect()
-    peer.local_port = syn.sport
+    cli, syn = syn_sent(peer)
     peer.send(9000, syn.seq + 1, SYN | ACK, options=wire.TCPOptions(mss=1460),
               payload=b"early")
     ack = peer.expect()

@@ -6,25 +6,12 @@ keepalive probes or ends the connection by keepalive."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable
-
-from tests.unit.tcp.helpers import ACK, established_peer
+from tests.unit.tcp.helpers import ACK, established_peer, keepalive
 from ustack.transport.tcp.state import State
 
 
-def _keepalive(idle: int, intvl: int, cnt: int) -> Callable[[socket.socket], None]:
-    def setup(s: socket.socket) -> None:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, intvl)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, cnt)
-
-    return setup
-
-
 def test_rfc9293_3_8_4_no_keepalive_probe_with_data_in_flight() -> None:
-    conn = established_peer(setup=_keepalive(idle=10, intvl=2, cnt=2))
+    conn = established_peer(setup=keepalive(idle=10, intvl=2, cnt=2))
     conn.sock.send(b"x" * 100)
     first = conn.expect()
     assert first.payload == b"x" * 100
@@ -38,7 +25,7 @@ def test_rfc9293_3_8_4_no_keepalive_probe_with_data_in_flight() -> None:
 
 
 def test_keepalive_resumes_an_idle_period_after_the_data_is_acknowledged() -> None:
-    conn = established_peer(setup=_keepalive(idle=10, intvl=2, cnt=2))
+    conn = established_peer(setup=keepalive(idle=10, intvl=2, cnt=2))
     start = conn.peer.p.clock.now()
     conn.sock.send(b"y" * 50)
     seg = conn.expect()
@@ -55,7 +42,7 @@ def test_keepalive_resumes_an_idle_period_after_the_data_is_acknowledged() -> No
 
 
 def test_no_keepalive_probe_while_data_waits_for_a_zero_window() -> None:
-    conn = established_peer(window=0, setup=_keepalive(idle=10, intvl=2, cnt=2))
+    conn = established_peer(window=0, setup=keepalive(idle=10, intvl=2, cnt=2))
     conn.sock.send(b"z" * 100)  # queued: the peer's window is zero
     for _ in range(20):
         conn.peer.run(3)

@@ -12,7 +12,6 @@ import pytest
 
 from tests.unit.tcp.helpers import (
     ACK,
-    AF4,
     FIN,
     RST,
     SYN,
@@ -23,6 +22,7 @@ from tests.unit.tcp.helpers import (
     listener_of,
     peer_listen_accept,
     state_of,
+    syn_sent,
 )
 from ustack.transport.tcp.state import State
 from ustack.wire import tcp as wire
@@ -125,11 +125,7 @@ def test_rfc1337_time_wait_ignores_rst() -> None:
 
 def test_rfc9293_3_10_7_3_syn_sent_rst_with_acceptable_ack_refuses() -> None:
     peer = RawPeer.create()
-    cli = peer.stack.socket(AF4, socket.SOCK_STREAM)
-    cli.setblocking(False)
-    cli.connect_ex(("10.0.0.2", 5000))
-    syn = peer.expect()
-    peer.local_port = syn.sport
+    cli, syn = syn_sent(peer)
     peer.send(0, syn.seq + 1, RST | ACK)
     peer.nothing()
     assert ep_of(cli).state is State.CLOSED
@@ -140,11 +136,7 @@ def test_rfc9293_3_10_7_3_syn_sent_rst_with_acceptable_ack_refuses() -> None:
 def test_rfc9293_3_10_7_3_syn_sent_rst_without_acceptable_ack_ignored(
         ack_offset: int | None) -> None:
     peer = RawPeer.create()
-    cli = peer.stack.socket(AF4, socket.SOCK_STREAM)
-    cli.setblocking(False)
-    cli.connect_ex(("10.0.0.2", 5000))
-    syn = peer.expect()
-    peer.local_port = syn.sport
+    cli, syn = syn_sent(peer)
     if ack_offset is None:
         peer.send(0, 0, RST)
     else:
@@ -177,11 +169,7 @@ def test_rfc9293_3_10_7_4_syn_received_rst_returns_passive_open_to_listen() -> N
 def test_rfc9293_3_10_7_4_syn_received_active_rst_refuses() -> None:
     """After a simultaneous open, a RST in SYN-RECEIVED refuses the connection."""
     peer = RawPeer.create()
-    cli = peer.stack.socket(AF4, socket.SOCK_STREAM)
-    cli.setblocking(False)
-    cli.connect_ex(("10.0.0.2", 5000))
-    syn = peer.expect()
-    peer.local_port = syn.sport
+    cli, _syn = syn_sent(peer)
     peer.send(300, 0, SYN, options=wire.TCPOptions(mss=1460))
     assert peer.expect().flags == SYN | ACK
     assert ep_of(cli).state is State.SYN_RECEIVED

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Callable
 
 import pytest
 
@@ -15,6 +14,7 @@ from tests.unit.tcp.helpers import (
     RST,
     connect,
     established_peer,
+    keepalive,
     pair,
     segments,
     state_of,
@@ -24,19 +24,8 @@ from ustack.transport.tcp.state import State
 TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
 
 
-def _keepalive(idle: int = 10, intvl: int = 5,
-               cnt: int = 3) -> Callable[[socket.socket], None]:
-    def setup(s: socket.socket) -> None:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, intvl)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, cnt)
-
-    return setup
-
-
 def test_rfc1122_4_2_3_6_keepalive_probes_idle_connection() -> None:
-    conn = established_peer(setup=_keepalive())
+    conn = established_peer(setup=keepalive())
     assert conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 10
     conn.peer.nothing(9.99)
@@ -52,7 +41,7 @@ def test_rfc1122_4_2_3_6_keepalive_probes_idle_connection() -> None:
 
 
 def test_rfc1122_4_2_3_6_keepalive_expiry_etimedout() -> None:
-    conn = established_peer(setup=_keepalive(idle=10, intvl=5, cnt=3))
+    conn = established_peer(setup=keepalive(idle=10, intvl=5, cnt=3))
     start = conn.peer.p.clock.now()
     times = []
     for _ in range(3):
@@ -71,7 +60,7 @@ def test_rfc1122_4_2_3_6_keepalive_expiry_etimedout() -> None:
 
 
 def test_keepalive_timer_restarts_with_traffic() -> None:
-    conn = established_peer(setup=_keepalive(idle=10))
+    conn = established_peer(setup=keepalive(idle=10))
     conn.peer.run(8)
     conn.send(ACK, payload=b"hello")
     conn.take()
@@ -81,7 +70,7 @@ def test_keepalive_timer_restarts_with_traffic() -> None:
 
 def test_keepalive_between_two_stacks_keeps_connection() -> None:
     p = pair()
-    c = connect(p, client_setup=_keepalive(idle=60, intvl=10, cnt=2))
+    c = connect(p, client_setup=keepalive(idle=60, intvl=10, cnt=2))
     p.run(3600)
     assert c.cep.state is State.ESTABLISHED
     assert p.a.stats["tcp.keepalive_probes"] == 60
@@ -100,7 +89,7 @@ def test_keepalive_enabled_after_connect() -> None:
 
 def test_keepalive_inherited_by_accepted_socket() -> None:
     p = pair()
-    c = connect(p, server_setup=_keepalive(idle=20))
+    c = connect(p, server_setup=keepalive(idle=20))
     assert c.server.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     p.link_b.written = []
     p.run(20.01)
@@ -165,7 +154,7 @@ def test_user_timeout_limits_syn_retransmissions() -> None:
 
 def test_keepalive_not_fooled_by_unacceptable_segments() -> None:
     """Out-of-window junk on the 4-tuple does not count as a sign of life."""
-    conn = established_peer(setup=_keepalive(idle=10, intvl=5, cnt=2))
+    conn = established_peer(setup=keepalive(idle=10, intvl=5, cnt=2))
     for _ in range(30):
         conn.peer.run(1)
         conn.send(ACK, seq=conn.snd_nxt + 10_000_000, payload=b"junk")

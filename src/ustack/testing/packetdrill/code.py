@@ -3,9 +3,11 @@
 
 The fields are named and scaled as the personality's TCP_INFO has them: times in
 microseconds; the congestion window and ssthresh in segments on Linux, in bytes
-on FreeBSD. ``tcpi_state`` uses the personality's numbering, and both the
-``TCPI_*`` (FreeBSD scripts) and ``TCP_*`` (Linux scripts) state names are
-defined with those numbers.
+on FreeBSD. ``tcpi_options`` has the personality's bits, named ``TCPI_OPT_*``
+(bit 16 is TCPI_OPT_TOE on FreeBSD, never set here, and TCPI_OPT_ECN_SEEN on
+Linux). ``tcpi_state`` uses the personality's numbering, and both the ``TCPI_*``
+(FreeBSD scripts) and ``TCP_*`` (Linux scripts) state names are defined with
+those numbers.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ustack.transport.tcp.info import TCPInfo
+from ustack.transport.tcp import info as tcp_info
+from ustack.transport.tcp.info import TCPInfo, freebsd_options
 
 LINUX_STATES = {"ESTABLISHED": 1, "SYN_SENT": 2, "SYN_RECEIVED": 3, "FIN_WAIT_1": 4,
                 "FIN_WAIT_2": 5, "TIME_WAIT": 6, "CLOSED": 7, "CLOSE_WAIT": 8, "LAST_ACK": 9,
@@ -23,6 +26,10 @@ FREEBSD_STATES = {"CLOSED": 0, "LISTEN": 1, "SYN_SENT": 2, "SYN_RECEIVED": 3,
                   "LAST_ACK": 8, "FIN_WAIT_2": 9, "TIME_WAIT": 10}
 _ALIASES = {"SYN_RECV": "SYN_RECEIVED", "FIN_WAIT1": "FIN_WAIT_1", "FIN_WAIT2": "FIN_WAIT_2",
             "CLOSE": "CLOSED"}
+_OPTIONS = {"TCPI_OPT_TIMESTAMPS": tcp_info.OPT_TIMESTAMPS, "TCPI_OPT_SACK": tcp_info.OPT_SACK,
+            "TCPI_OPT_WSCALE": tcp_info.OPT_WSCALE, "TCPI_OPT_ECN": tcp_info.OPT_ECN}
+FREEBSD_OPTIONS = {**_OPTIONS, "TCPI_OPT_TOE": tcp_info.FREEBSD_OPT_TOE}
+LINUX_OPTIONS = {**_OPTIONS, "TCPI_OPT_ECN_SEEN": tcp_info.OPT_ECN_SEEN}
 CA_STATES = {"open": 0, "disorder": 1, "cwr": 2, "recovery": 3, "loss": 4}
 
 
@@ -31,24 +38,25 @@ class CodeFailed(Exception):
 
 
 def namespace(info: TCPInfo, personality: str) -> dict[str, Any]:
-    states = FREEBSD_STATES if personality == "freebsd" else LINUX_STATES
-    names: dict[str, Any] = {}
+    freebsd = personality == "freebsd"
+    states = FREEBSD_STATES if freebsd else LINUX_STATES
+    names: dict[str, Any] = dict(FREEBSD_OPTIONS if freebsd else LINUX_OPTIONS)
     for name, number in states.items():
         names[f"TCPI_{name}"] = names[f"TCP_{name}"] = number
     for alias, name in _ALIASES.items():
         names[f"TCPI_{alias}"] = names[f"TCP_{alias}"] = states[name]
     mss = max(info.snd_mss, 1)
-    in_bytes = personality == "freebsd"
     usecs = 1_000_000
     names.update(
         tcpi_state=states[info.state.replace("-", "_")], tcpi_ca_state=CA_STATES[info.ca_state],
-        tcpi_options=info.options, tcpi_snd_wscale=info.snd_wscale,
+        tcpi_options=freebsd_options(info.options) if freebsd else info.options,
+        tcpi_snd_wscale=info.snd_wscale,
         tcpi_rcv_wscale=info.rcv_wscale, tcpi_rto=round(info.rto * usecs),
         tcpi_rtt=round(info.rtt * usecs), tcpi_rttvar=round(info.rttvar * usecs),
         tcpi_min_rtt=round(info.min_rtt * usecs), tcpi_snd_mss=info.snd_mss,
         tcpi_rcv_mss=info.rcv_mss, tcpi_advmss=info.advmss,
-        tcpi_snd_cwnd=info.cwnd if in_bytes else info.cwnd // mss,
-        tcpi_snd_ssthresh=info.ssthresh if in_bytes else info.ssthresh // mss,
+        tcpi_snd_cwnd=info.cwnd if freebsd else info.cwnd // mss,
+        tcpi_snd_ssthresh=info.ssthresh if freebsd else info.ssthresh // mss,
         tcpi_snd_wnd=info.snd_wnd, tcpi_rcv_wnd=info.rcv_wnd, tcpi_rcv_space=info.rcv_space,
         tcpi_unacked=-(-info.unacked // mss), tcpi_sacked=-(-info.sacked // mss),
         tcpi_lost=-(-info.lost // mss), tcpi_retransmits=info.retransmits,

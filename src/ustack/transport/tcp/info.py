@@ -15,6 +15,18 @@ OPT_WSCALE = 4
 OPT_ECN = 8  # RFC 3168 negotiated
 OPT_ECN_SEEN = 16  # at least one segment arrived with ECT(0), ECT(1) or CE
 
+# FreeBSD's TCPI_OPT_* (netinet/tcp.h): the first four bits mean what Linux's do, but bit
+# 16 is TCPI_OPT_TOE (TCP offload engine), bit 32 TCPI_OPT_TFO and bit 64 TCPI_OPT_ACE
+# (AccECN). FreeBSD has no "ECN seen" bit.
+FREEBSD_OPT_TOE = 16
+_FREEBSD_SHARED = OPT_TIMESTAMPS | OPT_SACK | OPT_WSCALE | OPT_ECN
+
+
+def freebsd_options(options: int) -> int:
+    """``TCPInfo.options`` (Linux's bits) as FreeBSD's tcpi_options: the shared bits as
+    they are; OPT_ECN_SEEN dropped rather than read as TOE (there is no offload engine)."""
+    return options & _FREEBSD_SHARED
+
 
 @dataclass(frozen=True)
 class TCPInfo:

@@ -8,7 +8,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from ustack.buffer import PacketBuffer
-from ustack.transport.tcp import ecn, rto
+from ustack.transport.tcp import ecn, reachability, rto
 from ustack.transport.tcp.segment import ACK, FIN, RST, SYN, Segment
 
 __all__ = ["Segment", "handle_packet", "synchronized"]
@@ -189,10 +189,6 @@ def synchronized(ep: TCPEndpoint, seg: Segment) -> None:
     if not flags & ACK:
         stats.drop("tcp", DropReason.BAD_SEGMENT)
         return
-    # the peer is alive (keepalive, RFC 1122 4.2.3.6): only an acceptable segment says so,
-    # not whatever arrives with the 4-tuple (Linux updates rcv_tstamp in tcp_ack)
-    ep.last_recv = now
-    ep.keepalive_probes = 0
     ack = unwrap(seg.ack, s.snd_una)
     if ep.state is State.SYN_RECEIVED:
         # (against the ISS, not SND.UNA: a child the full accept queue kept half-open
@@ -210,7 +206,7 @@ def synchronized(ep: TCPEndpoint, seg: Segment) -> None:
         if ep.syn_text is not None:
             held, ep.syn_text = ep.syn_text, None
             _receive_data(ep, held, r.irs + 1)
-    if not _process_ack(ep, seg, seq, ack, ts) or ep.closed:
+    if not _process_ack(ep, seg, seq, ack, ts, now) or ep.closed:
         return
     if seg.data or flags & FIN:
         _receive_data(ep, seg, seq)
@@ -295,7 +291,7 @@ def _time_wait_freebsd(ep: TCPEndpoint, seg: Segment) -> None:
 
 
 def _process_ack(ep: TCPEndpoint, seg: Segment, seq: int, ack: int,
-                 ts: tuple[int, int] | None) -> bool:
+                 ts: tuple[int, int] | None, now: float) -> bool:
     """The fifth check of 3.10.7.4; returns False when the segment is to be dropped."""
     s = ep.sender
     stats = ep.stack.stats
@@ -304,11 +300,16 @@ def _process_ack(ep: TCPEndpoint, seg: Segment, seq: int, ack: int,
         stats.count("tcp.bad_ack")
         ep.send_challenge_ack()
         return False
+    # The peer is alive (keepalive, RFC 1122 4.2.3.6): only a segment that passed every
+    # check up to its ACK says so, not whatever arrives with the 4-tuple (Linux updates
+    # rcv_tstamp and clears icsk_probes_out in tcp_ack, past its checks of the ACK).
+    ep.last_recv = now
+    ep.keepalive_probes = 0
     if ts is not None and seq <= ep.last_ack_sent:
         # RFC 7323 4.3 (2), once the ACK passed its checks (Linux: FLAG_UPDATE_TS_RECENT
         # in tcp_ack): a dropped segment must not move TS.Recent and so PAWS
         ep.ts_recent = ts[0]
-        ep.ts_recent_time = ep.clock.now()
+        ep.ts_recent_time = now
     if ack < s.snd_una:
         return True  # an old duplicate ACK: ignore it, but take the data
     blocks: list[tuple[int, int]] = []
@@ -328,7 +329,9 @@ def _process_ack(ep: TCPEndpoint, seg: Segment, seq: int, ack: int,
             ts_rtt = 0.0
     acked = s.on_ack(ack, seg.window << s.wscale, seq, blocks, dupack, ts_rtt, dsack)
     if acked:
-        ep.progress_time = ep.clock.now()
+        ep.progress_time = now
+        if now >= ep.neighbor_confirm_at:  # RFC 4861 7.3.1: forward progress
+            reachability.confirm(ep, now)
         ep.persist_probes = 0
         ep.persist_timer.cancel()
     if s.snd_wnd and ep.persist_timer.armed:
@@ -392,6 +395,8 @@ def _receive_data(ep: TCPEndpoint, seg: Segment, seq: int) -> None:
         ep.schedule_ack(now=immediate)
     if got.in_order or got.fin:
         ep.waiters.notify(READABLE)
+        if ep.last_recv >= ep.neighbor_confirm_at:  # RFC 4861 7.3.1: new data arrived
+            reachability.confirm(ep, ep.last_recv)
     if got.fin:
         ep.stack.stats.count("tcp.fin_received")
         if state is State.ESTABLISHED:

@@ -54,7 +54,8 @@ def _retransmit_syn(ep: TCPEndpoint) -> None:
 
 
 def on_keepalive_timer(ep: TCPEndpoint) -> None:
-    """RFC 1122 4.2.3.6: probe an idle connection; give up after keepcnt silences."""
+    """RFC 1122 4.2.3.6: probe an idle connection; give up after keepcnt silences, or
+    once the user timeout (when set) has passed since the last segment received."""
     if not ep.keepalive or ep.state not in (State.ESTABLISHED, State.CLOSE_WAIT,
                                                 State.FIN_WAIT_2):
         return
@@ -69,7 +70,13 @@ def on_keepalive_timer(ep: TCPEndpoint) -> None:
     if idle < ep.keepidle and ep.keepalive_probes == 0:
         ep.keepalive_timer.set(ep.keepidle - idle)
         return
-    if ep.keepalive_probes >= ep.keepcnt:
+    if ep.user_timeout:
+        # RFC 5482 / Linux tcp_keepalive_timer: TCP_USER_TIMEOUT replaces TCP_KEEPCNT; the
+        # connection ends once the peer was silent that long and at least one probe left
+        expired = ep.keepalive_probes > 0 and idle >= ep.user_timeout - 1e-9
+    else:
+        expired = ep.keepalive_probes >= ep.keepcnt
+    if expired:
         ep.stack.stats.count("tcp.keepalive_timeouts")
         ep.send_rst()  # as Linux: a peer that comes back learns the connection is gone
         ep.terminate(errno.ETIMEDOUT)
