@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import secrets
 import shutil
@@ -71,11 +72,18 @@ def world() -> Iterator[dict[str, str]]:
         sh("ip", "-n", names["outer"], "route", "add", "default", "via", "10.99.0.2")
         sh("ip", "netns", "exec", names["outer"], "sysctl", "-qw",
            "net.ipv4.ping_group_range=0 2147483647")
-        for argv in (["iperf3", "-s", "-B", REMOTE],
-                     [sys.executable, str(HERE / "kernel_servers.py"), REMOTE]):
-            procs.append(subprocess.Popen(["ip", "netns", "exec", names["remote"], *argv],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(1)
+        procs.append(subprocess.Popen(["ip", "netns", "exec", names["remote"], "iperf3", "-s",
+                                       "-B", REMOTE], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+        servers = subprocess.Popen(["ip", "netns", "exec", names["remote"], sys.executable,
+                                    str(HERE / "kernel_servers.py"), REMOTE],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        procs.append(servers)
+        # the echo servers say "ready" once bound (a loaded machine may take seconds)
+        assert servers.stdout is not None
+        if servers.stdout.readline().strip() != b"ready":
+            raise RuntimeError("the remote echo servers did not start")
+        time.sleep(0.5)  # and iperf3's
         yield names
     finally:
         for proc in procs:
@@ -115,16 +123,30 @@ def translator_pid(proc: subprocess.Popen[bytes]) -> int:
     return proc.pid
 
 
-def measure(guest: str, test: str, seconds: float) -> float:
+def measure(guest: str, test: str, seconds: float) -> dict[str, float]:
+    """One measurement from the guest: {"value": rate} and, for udp_rr, the requests
+    "lost" (unanswered within the client's per-request timeout) and "sent". A client
+    that fails (no echo at all) gives a value of NaN, shown as "failed", never 0."""
     run = ["ip", "netns", "exec", guest]
     if test in ("up", "down"):
         out = sh(*run, "iperf3", "-c", REMOTE, "-t", str(seconds), "-J",
                  *(["-R"] if test == "down" else []), timeout=seconds + 60)
-        return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e6
+        return {"value": float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e6}
     port = "7"
-    out = sh(*run, sys.executable, str(HERE / "clients.py"), test, REMOTE, port, str(seconds),
-             timeout=seconds + 60)
-    return float(json.loads(out)["value"])
+    try:
+        out = sh(*run, sys.executable, str(HERE / "clients.py"), test, REMOTE, port,
+                 str(seconds), timeout=seconds + 60)
+    except subprocess.CalledProcessError as exc:
+        print(f"forwardbench: {test} in {guest} failed: {exc.stderr.strip()}", flush=True)
+        return {"value": math.nan}
+    result = json.loads(out)
+    return {key: float(value) for key, value in result.items() if key != "unit"}
+
+
+def _lost(row: dict[str, object], kind: str) -> str:
+    lost, sent = row.get(f"{kind}_lost"), row.get(f"{kind}_sent")
+    return f", lost {lost:.0f}/{sent:.0f}" if isinstance(lost, float) and lost and \
+        isinstance(sent, float) else ""
 
 
 def run(seconds: float) -> list[dict[str, object]]:
@@ -138,12 +160,14 @@ def run(seconds: float) -> list[dict[str, object]]:
                 for kind in kinds:
                     pid = translator_pid(procs[kind])
                     cpu0, t0 = cpu_seconds(pid), time.monotonic()
-                    row[kind] = measure(names[kind], test, seconds)
+                    result = measure(names[kind], test, seconds)
                     row[f"{kind}_cpu"] = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+                    row[kind] = result.pop("value")
+                    row.update((f"{kind}_{key}", value) for key, value in result.items())
                 rows.append(row)
                 print(f"{label:<24} " + "  ".join(
-                    f"{k} {row[k]:>9.0f} {unit} (cpu {row[f'{k}_cpu']:.0%})" for k in kinds),
-                    flush=True)
+                    f"{k} {row[k]:>9.0f} {unit} (cpu {row[f'{k}_cpu']:.0%}{_lost(row, k)})"
+                    for k in kinds), flush=True)
         finally:
             for proc in procs.values():
                 proc.terminate()
@@ -161,12 +185,16 @@ def number(row: dict[str, object], key: str) -> float:
     return float(value)
 
 
+def _rate(value: float) -> str:
+    return "failed" if math.isnan(value) else f"{value:.0f}"
+
+
 def table(rows: list[dict[str, object]]) -> str:
     lines = ["| test | ustack | pasta | slirp4netns | ustack/pasta | ustack/slirp4netns | "
              "CPU ustack / pasta / slirp4netns |", "|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         u, p, s = (number(r, k) for k in ("ustack", "pasta", "slirp4netns"))
-        lines.append(f"| {r['test']} | {u:.0f} {r['unit']} | {p:.0f} | {s:.0f} | "
+        lines.append(f"| {r['test']} | {_rate(u)} {r['unit']} | {_rate(p)} | {_rate(s)} | "
                      f"{u / p if p else 0:.2f} | {u / s if s else 0:.2f} | "
                      f"{r['ustack_cpu']:.0%} / {r['pasta_cpu']:.0%} / "
                      f"{r['slirp4netns_cpu']:.0%} |")

@@ -89,7 +89,11 @@ def measure(ns: str, kind: str, addr: str, port: int, seconds: float) -> float:
         ms = int(took.group(1))
         return got / (ms / 1000)
     out = ns_run(ns, sys.executable, str(CLIENTS), kind, addr, str(port), str(seconds))
-    return float(json.loads(out)["value"])
+    result = json.loads(out)
+    if result.get("lost"):  # udp_rr: requests unanswered within the per-request timeout
+        print(f"netbench: {kind} to {addr}: {result['lost']} of {result['sent']} lost",
+              flush=True)
+    return float(result["value"])
 
 
 def run(seconds: float, mtus: list[int]) -> list[dict[str, object]]:

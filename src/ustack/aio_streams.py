@@ -20,6 +20,8 @@ from ustack.waiter import ERROR, HANGUP, READABLE, WRITABLE, Waiter
 from ustack.wire.proto import IPProto
 
 READ_CHUNK = 256 * 1024
+_FLUSH_ON = WRITABLE | ERROR | HANGUP  # events that may let queued writes go on, or end them
+_READ_ON = READABLE | ERROR | HANGUP
 
 
 class StreamTransport(asyncio.Transport):
@@ -51,19 +53,19 @@ class StreamTransport(asyncio.Transport):
     def _on_event(self, events: int) -> None:
         if self._lost:
             return
-        if events & WRITABLE or events & (ERROR | HANGUP):
+        if events & _FLUSH_ON:
             self._flush()
-        if events & (READABLE | ERROR | HANGUP) and not self._reading_paused:
+        if events & _READ_ON and not self._reading_paused:
             self._read()
 
     def _read(self) -> None:
         while not self._reading_paused and not self._lost:
             try:
-                data = self._ep.recv(READ_CHUNK)
-            except BlockingIOError:
-                return
+                data = self._ep.read_ready(READ_CHUNK)
             except OSError as exc:
                 self._connection_lost(exc)
+                return
+            if data is None:  # nothing more for now
                 return
             if not data:
                 keep_open = self._protocol.eof_received()

@@ -46,12 +46,22 @@ class WaiterQueue:
             pass
 
     def notify(self, events: int) -> None:
-        if not self._waiters:
+        waiters = self._waiters
+        if not waiters:
             return
-        fire = [w for w in self._waiters if w.mask & events]
+        if len(waiters) == 1:
+            # the common case (a socket's one reader, a splice, a stream transport):
+            # no lists to build
+            waiter = waiters[0]
+            if waiter.mask & events:
+                if not waiter.persistent:
+                    self._waiters = []
+                waiter.callback(events & waiter.mask)
+            return
+        fire = [w for w in waiters if w.mask & events]
         if not fire:
             return
-        self._waiters = [w for w in self._waiters if w.persistent or not w.mask & events]
+        self._waiters = [w for w in waiters if w.persistent or not w.mask & events]
         for waiter in fire:
             waiter.callback(events & waiter.mask)
 

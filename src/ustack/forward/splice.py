@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable
 
 from ustack.transport.tcp.endpoint import TCPEndpoint
-from ustack.transport.tcp.state import State
+from ustack.transport.tcp.state import SENDING, State
 from ustack.waiter import ERROR, HANGUP, READABLE, WRITABLE
 
 CHUNK = 256 * 1024
 _LINGER_ABORT = struct.pack("ii", 1, 0)
+_CLOSED = State.CLOSED  # (read on every guest event: an enum member lookup costs ~70 ns)
 
 
 class Splice:
@@ -57,7 +58,7 @@ class Splice:
             self._pump_to_host()
         if not self.closed and events & (WRITABLE | ERROR | HANGUP):
             self._read_host(self.ep.sender.free_space() > 0)
-        if not self.closed and self.ep.state is State.CLOSED:
+        if not self.closed and self.ep.state is _CLOSED:
             self._guest_gone()
 
     def _pump_to_host(self) -> None:
@@ -81,11 +82,11 @@ class Splice:
             if self._guest_eof:
                 return
             try:
-                data = self.ep.recv(CHUNK)
-            except BlockingIOError:
-                return
+                data = self.ep.read_ready(CHUNK)
             except OSError:  # the guest reset the connection
                 self.abort()
+                return
+            if data is None:  # nothing more from the guest for now
                 return
             if not data:
                 self._guest_eof = True
@@ -123,7 +124,7 @@ class Splice:
         ep = self.ep
         while not self.closed:
             room = ep.sender.free_space()
-            if room <= 0 or ep.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
+            if room <= 0 or ep.state not in SENDING:
                 self._read_host(False)
                 return
             want = min(room, CHUNK)

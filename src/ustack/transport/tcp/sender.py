@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ustack.transport.tcp import cc as cc_registry
 from ustack.transport.tcp import rto, stacks
 from ustack.transport.tcp.cc.base import AckSample
+from ustack.transport.tcp.output import data_options, emit_data, standard_option_length
 from ustack.transport.tcp.pacing import Pacer, depth_for
 from ustack.transport.tcp.rate import DeliveryRate, RateSample
 from ustack.transport.tcp.recovery import AckEvent
@@ -320,8 +321,8 @@ class Sender:
         if pacer is not None:
             now = self.clock.now()
             self._configure_pacer(pacer)
-        options = ep.data_options()
-        room = self.mss - (len(options) - ep.standard_option_length)
+        options = data_options(ep)
+        room = self.mss - (len(options) - standard_option_length(ep))
         # 1. retransmissions: forced (fast retransmit / RTO) or within cwnd - pipe
         while True:
             seg = recovery.next_retransmission()
@@ -396,7 +397,7 @@ class Sender:
         end = seq + size + (1 if fin else 0)
         if self.snd_max == self.snd_una:
             self.ep.progress_time = now  # the user timeout counts from here (RFC 5482)
-        self.ep.emit_data(seq, payload, fin, options, room if size > room else 0)
+        emit_data(self.ep, seq, payload, fin, options, room if size > room else 0)
         if fin:
             self.fin_seq = seq + size
         if 0 < size < room:
@@ -420,8 +421,8 @@ class Sender:
         ep = self.ep
         if not ep.can_send_data():
             return None
-        options = ep.data_options()
-        room = self.mss - (len(options) - ep.standard_option_length)
+        options = data_options(ep)
+        room = self.mss - (len(options) - standard_option_length(ep))
         unsent = self.buffer.end - self.snd_nxt
         wnd_left = self.snd_una + self.snd_wnd - self.snd_nxt
         fin_pending = self.fin_queued and self.fin_seq is None
@@ -452,7 +453,7 @@ class Sender:
                                          seg.split(seg.start + max_seg))
             length, fin = max_seg, False
         payload = self.buffer.view(seg.start, length) if length else b""
-        self.ep.emit_data(seg.start, payload, fin, options, room if length > room else 0)
+        emit_data(self.ep, seg.start, payload, fin, options, room if length > room else 0)
         self.sendmap.on_retransmit(seg, now)
         self.retransmits_total += 1
         self.bytes_retrans += length
