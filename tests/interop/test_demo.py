@@ -21,6 +21,8 @@ def test_demo_checks_both_directions() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("sha256 ok") == 2, proc.stdout
     assert "both transfers intact" in proc.stdout
+    # a well-behaved guest (the Linux kernel) sends nothing ustack must drop
+    assert " 0 drops;" in proc.stdout, proc.stdout
 
 
 def test_run_with_a_host_port_in_use_is_a_one_line_error() -> None:

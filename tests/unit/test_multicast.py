@@ -382,6 +382,20 @@ def test_mld_queries_must_come_link_local_with_hop_limit_1(pair: StackPair) -> N
     assert records(rec.run(1.0)) == [(group_records.MODE_IS_EXCLUDE, G6)]
 
 
+def test_rfc3810_5_2_13_reports_from_unspecified_are_valid_not_drops(pair: StackPair) -> None:
+    """A neighbour still doing DAD (the Linux kernel at start-up) reports from ::.
+    Reports go to ff02::16, which only a promiscuous NIC (the guest gateway's) takes in."""
+    pair.nic_a.promiscuous = True
+    report = mld.build_v2_report([mld.AddressRecord(group_records.CHANGE_TO_EXCLUDE, G6)],
+                                 ipv6.ANY)
+    inject_query6(pair, report, dst=mld.V2_ROUTERS, src=ipv6.ANY)
+    assert pair.a.stats["mld.rx_ignored"] == 1
+    assert pair.a.stats["drops"] == 0
+    # a query from :: is still not acceptable (RFC 3810 5.1.14)
+    inject_query6(pair, mld.build_v2_query(G6, ipv6.ANY, G6, 500), dst=G6, src=ipv6.ANY)
+    assert pair.a.stats["mld.drop.bad_address"] == 1
+
+
 def test_rfc3810_8_2_1_mldv1_querier_means_v1_reports_and_done(pair: StackPair) -> None:
     sock, rec = settled_member(pair, 6)
     inject_query6(pair, mld.build_v1(mld.QUERY, mld.ANY, ROUTER_LL, mld.ALL_NODES, 2000))

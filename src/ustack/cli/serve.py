@@ -86,9 +86,12 @@ class Served:
 
     def summary(self) -> str:
         c = self.forwarder.counters()
+        stats = self.stack.stats
+        reasons = ", ".join(f"{name.replace('.drop.', ' ')} {n}"
+                            for name, n in stats.snapshot().items() if ".drop." in name)
         return (f"tcp {c.get('forward.tcp_flows', 0)} flows, udp {c.get('forward.udp_flows', 0)}, "
                 f"icmp {c.get('forward.icmp_echo', 0)} echoes, "
-                f"{self.stack.stats['drops']} drops")
+                f"{stats['drops']} drops" + (f" ({reasons})" if reasons else ""))
 
 
 @contextlib.asynccontextmanager

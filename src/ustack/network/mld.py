@@ -47,7 +47,12 @@ class MLDProtocol(MembershipProtocol):
             stats.drop("mld", err.reason)
             return
         stats.count("mld.rx")
-        # RFC 3810 5.1.14 / 5.2.13: link-local sources only; hop limit 1 (as Linux checks)
+        # RFC 3810 5.2.13: a node still doing DAD reports from :: (Linux does at start-up);
+        # such reports are valid but carry nothing a host acts on.
+        if pkt.src_addr == ip_wire.ANY and not isinstance(msg, wire.Query) and pkt.ttl == 1:
+            stats.count("mld.rx_ignored")
+            return
+        # RFC 3810 5.1.14 / 5.2.13: link-local sources otherwise; hop limit 1 (as Linux checks)
         if not ip_wire.is_link_local(pkt.src_addr) or pkt.ttl != 1:
             stats.drop("mld", DropReason.BAD_ADDRESS)
             return
